@@ -1,0 +1,80 @@
+/* ov-base.h — the base-source interface of the overlay library.
+ *
+ * A base is the read-only golden image generation an overlay sits on. The
+ * overlay library reads absent granules through this interface and knows
+ * nothing else about where the bytes come from: a local raw file
+ * (proxy/base/file.c), an upstream NBD export or iSCSI LUN (later), or a
+ * shared read cache in front of one of those.
+ *
+ * Rules for implementations:
+ *  - pread is called concurrently from many threads; it must be thread-safe.
+ *  - pread returns 0 after filling exactly len bytes, or -errno. Reads
+ *    beyond size are never issued by the library.
+ *  - block_status is optional (NULL = "everything is data").
+ *  - fd is a read-only descriptor of a local file holding the bytes at the
+ *    same offsets, or -1. When >= 0, the library may pread it directly
+ *    (one page-cache copy shared by every client) and commit may use it for
+ *    copy_file_range / FICLONE.
+ *  - A base is refcounted: ov_base_ref / ov_base_unref. The last unref calls
+ *    ops->destroy.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define OV_PUBLIC __attribute__((visibility("default")))
+
+struct ov_base;
+
+/* Extent kinds reported by a base's block_status. */
+enum ov_base_extent {
+    OV_BASE_DATA = 0, /* bytes as stored */
+    OV_BASE_ZERO = 1, /* reads as zeros (a hole in a sparse file) */
+};
+
+/* Called once per extent, in order; return false to stop early. */
+typedef bool (*ov_base_extent_fn)(uint64_t offset, uint64_t length, enum ov_base_extent kind,
+                                  void *user_data);
+
+struct ov_base_ops {
+    const char *name; /* "file", "nbd", "iscsi", "cache" */
+    int (*pread)(struct ov_base *base, void *buf, size_t len, uint64_t offset);
+    /* Optional: extents covering [offset, offset+length). 0 or -errno. */
+    int (*block_status)(struct ov_base *base, uint64_t offset, uint64_t length,
+                        ov_base_extent_fn fn, void *user_data);
+    /* Optional: hint that [offset, offset+len) will be read soon. */
+    void (*prefetch)(struct ov_base *base, uint64_t offset, uint64_t len);
+    void (*destroy)(struct ov_base *base);
+};
+
+struct ov_base {
+    const struct ov_base_ops *ops;
+    uint64_t size;     /* bytes; fixed for the life of the base */
+    int fd;            /* local file descriptor with the same bytes, or -1 */
+    char *description; /* for logs, e.g. "file:/var/lib/ovgate/images/lab/gen/3.raw" */
+    volatile int refcount;
+};
+
+/* Initialise the common fields of a freshly allocated base (refcount 1).
+ * Takes a copy of description. */
+OV_PUBLIC void ov_base_init(struct ov_base *base, const struct ov_base_ops *ops, uint64_t size,
+                            int fd, const char *description);
+OV_PUBLIC struct ov_base *ov_base_ref(struct ov_base *base);
+/* Accepts NULL. */
+OV_PUBLIC void ov_base_unref(struct ov_base *base);
+
+/* Convenience wrappers that dispatch through ops. */
+OV_PUBLIC int ov_base_pread(struct ov_base *base, void *buf, size_t len, uint64_t offset);
+/* Falls back to one OV_BASE_DATA extent when the base has no block_status. */
+OV_PUBLIC int ov_base_block_status(struct ov_base *base, uint64_t offset, uint64_t length,
+                                   ov_base_extent_fn fn, void *user_data);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,105 @@
+/* view.h — one disk as the front ends see it.
+ *
+ * A view is either a client's read-write disk (base generation + that
+ * client's overlay, exclusively locked) or a read-only image view (one
+ * generation's base, no overlay). All sessions of one client share one view
+ * (refcounted). Front ends (scsi/, nbd/) do I/O only through this header and
+ * never see the overlay or the base directly.
+ *
+ * Freeze and swap: view_freeze() waits for in-flight I/O to drain and holds
+ * new I/O back until view_thaw(); while frozen the owner may view_swap_overlay()
+ * (online reset / commit moves a client onto a new overlay without ending its
+ * sessions). The gate is a per-view GRWLock: I/O takes it shared, freeze takes
+ * it exclusive. There is no global lock on the data path.
+ *
+ * Data-path calls return 0 or -errno. Ranges are checked by the caller against
+ * view_get_size(); the view checks again and returns -EINVAL for a bad range.
+ * Errors: -EIO (I/O error or corrupt overlay), -ENOSPC (store full), -EROFS
+ * (write to a read-only view), -EINVAL.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <glib.h>
+
+#include "overlay.h"
+
+struct view;
+
+#define VIEW_ERROR (view_error_quark())
+GQuark view_error_quark(void);
+
+enum view_flags {
+    VIEW_FUA = 1u << 0,       /* write/zero: durable on return */
+    VIEW_NO_UNMAP = 1u << 1,  /* zero: caller wants allocated zeros (NBD NO_HOLE) */
+};
+
+/* Take ownership of an open overlay (the client's disk). client and image are
+ * copied. Caller frees with view_unref. */
+struct view *view_new_overlay(struct ov_overlay *ov_take, const char *client, const char *image);
+/* A read-only view of one generation (takes a reference to base). */
+struct view *view_new_base(struct ov_base *base, const char *image, uint32_t generation);
+
+struct view *view_ref(struct view *view);
+/* Accepts NULL. The last unref closes the overlay (final flush). */
+void view_unref(struct view *view);
+
+uint64_t view_get_size(struct view *view);
+bool view_is_read_only(struct view *view);
+uint32_t view_get_granule(struct view *view);
+const char *view_get_client(struct view *view); /* NULL for image views */
+const char *view_get_image(struct view *view);
+uint32_t view_get_generation(struct view *view);
+/* Stable 16-byte identity of this disk (derived from client + image names),
+ * for SCSI device identifiers and NBD descriptions. Does not change on reset
+ * or commit: it is the same disk to the client. */
+void view_get_disk_id(struct view *view, uint8_t id[16]);
+
+int view_pread(struct view *view, void *buf, size_t len, uint64_t offset);
+int view_pwrite(struct view *view, const void *buf, size_t len, uint64_t offset, unsigned flags);
+/* Range reads as zeros afterwards (discard/UNMAP/TRIM/WRITE ZEROES). */
+int view_zero(struct view *view, uint64_t offset, uint64_t len, unsigned flags);
+int view_flush(struct view *view);
+
+/* Atomic compare-and-write against every other writer of this view (SBC
+ * COMPARE AND WRITE): reads len bytes at offset, and if they equal cmp writes
+ * data. On mismatch returns -EILSEQ and sets *miscompare_offset to the first
+ * differing byte's index within the range. */
+int view_compare_and_write(struct view *view, const void *cmp, const void *data, size_t len,
+                           uint64_t offset, unsigned flags, size_t *miscompare_offset);
+
+/* Extents of [offset, offset+length): overlay data, overlay zeros, or base
+ * (the latter split by the base's own data/zero extents when base_detail). */
+enum view_extent_kind {
+    VIEW_EXTENT_OVERLAY_DATA,
+    VIEW_EXTENT_OVERLAY_ZERO,
+    VIEW_EXTENT_BASE_DATA,
+    VIEW_EXTENT_BASE_ZERO,
+};
+typedef bool (*view_extent_fn)(uint64_t offset, uint64_t length, enum view_extent_kind kind,
+                               void *user_data);
+int view_block_status(struct view *view, uint64_t offset, uint64_t length, bool base_detail,
+                      view_extent_fn fn, void *user_data);
+
+/* Freeze / swap / thaw (see top). view_freeze also flushes. */
+int view_freeze(struct view *view);
+/* Only while frozen: replace the overlay (old one is closed and returned via
+ * old_out if non-NULL, else closed). */
+void view_swap_overlay(struct view *view, struct ov_overlay *ov_take,
+                       struct ov_overlay **old_out);
+void view_thaw(struct view *view);
+/* Borrowed; only valid while the caller holds a reference and the view is frozen
+ * or the caller otherwise knows no swap happens. */
+struct ov_overlay *view_get_overlay(struct view *view);
+
+/* Counters for status reporting (monotonic, relaxed atomics). */
+struct view_stats {
+    uint64_t read_ops, read_bytes;
+    uint64_t write_ops, write_bytes;
+    uint64_t zero_ops, zero_bytes;
+    uint64_t flush_ops;
+    uint64_t errors;
+};
+void view_get_stats(struct view *view, struct view_stats *out);
