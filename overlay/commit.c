@@ -1,0 +1,2 @@
+/* commit.c — the image store (see store.h); being written. */
+#include "store.h"

@@ -1,0 +1,2 @@
+/* store.c — the image store (see store.h); being written. */
+#include "store.h"
