@@ -30,6 +30,19 @@ extern "C" {
 
 #define OV_PUBLIC __attribute__((visibility("default")))
 
+#define OV_UUID_LEN 16
+#define OV_IMAGE_NAME_MAX 63 /* bytes, without the NUL */
+
+/* Identity of the base generation an overlay sits on. An overlay opens only
+ * against a base whose identity matches exactly. (Declared here so that a
+ * base source can carry its identity; overlay.h re-exports it.) */
+struct ov_base_id {
+    char image[OV_IMAGE_NAME_MAX + 1];
+    uint32_t generation;
+    uint64_t size;
+    uint8_t uuid[OV_UUID_LEN]; /* random per generation, set when it is published */
+};
+
 struct ov_base;
 
 /* Extent kinds reported by a base's block_status. */
@@ -59,12 +72,19 @@ struct ov_base {
     int fd;            /* local file descriptor with the same bytes, or -1 */
     char *description; /* for logs, e.g. "file:/var/lib/ovgate/images/lab/gen/3.raw" */
     volatile int refcount;
+    /* Identity of the generation these bytes belong to, when known (set by
+     * whoever opened the base for a store generation, ov_base_set_id).
+     * ov_overlay_open compares the full identity when has_id, else the size. */
+    bool has_id;
+    struct ov_base_id id;
 };
 
 /* Initialise the common fields of a freshly allocated base (refcount 1).
  * Takes a copy of description. */
 OV_PUBLIC void ov_base_init(struct ov_base *base, const struct ov_base_ops *ops, uint64_t size,
                             int fd, const char *description);
+/* Record which generation the base holds (copied). */
+OV_PUBLIC void ov_base_set_id(struct ov_base *base, const struct ov_base_id *id);
 OV_PUBLIC struct ov_base *ov_base_ref(struct ov_base *base);
 /* Accepts NULL. */
 OV_PUBLIC void ov_base_unref(struct ov_base *base);

@@ -52,17 +52,8 @@ enum ov_error_code {
 #define OV_DEFAULT_GRANULE 4096u
 #define OV_MIN_GRANULE 512u
 #define OV_MAX_GRANULE (1u << 20)
-#define OV_UUID_LEN 16
-#define OV_IMAGE_NAME_MAX 63 /* bytes, without the NUL */
-
-/* Identity of the base generation an overlay sits on. An overlay opens only
- * against a base whose identity matches exactly. */
-struct ov_base_id {
-    char image[OV_IMAGE_NAME_MAX + 1];
-    uint32_t generation;
-    uint64_t size;
-    uint8_t uuid[OV_UUID_LEN]; /* random per generation, set when it is published */
-};
+/* OV_UUID_LEN, OV_IMAGE_NAME_MAX and struct ov_base_id (the identity of the
+ * base generation an overlay sits on) are declared in ov-base.h. */
 
 /* Parse / format a UUID as 36-character text. */
 OV_PUBLIC bool ov_uuid_parse(const char *text, uint8_t uuid[OV_UUID_LEN]);
