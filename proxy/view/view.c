@@ -1,0 +1,479 @@
+/* view.c — one disk as the front ends see it (view.h): a client's overlay
+ * on its base generation, or a read-only view of one generation's base.
+ *
+ * Locks, outermost first (docs/concurrency.md):
+ *   gate (GRWLock)  every I/O holds it shared; view_freeze() holds it
+ *                   exclusive from freeze to thaw, so an online reset or
+ *                   commit waits for in-flight I/O and holds new I/O back.
+ *   caw  (GRWLock)  writers (pwrite, zero) hold it shared, so they run in
+ *                   parallel with each other; COMPARE AND WRITE holds it
+ *                   exclusive for its read-compare-write, so no other write
+ *                   of this view can land between its read and its write
+ *                   (SBC-4 §5.3: the compare and the write are one atomic
+ *                   operation). Reads and flushes do not take it.
+ * Fields that a swap changes (ov, base, size, granule, generation) are read
+ * only under the gate (shared) or while frozen.
+ *
+ * Counters are relaxed atomics: status wants totals, not a snapshot that is
+ * consistent across counters.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "view.h"
+
+G_DEFINE_QUARK(ovgate-view-error-quark, view_error)
+
+#define VIEW_BASE_GRANULE 4096u
+
+struct view {
+    volatile int refcount;
+    GRWLock gate;
+    GRWLock caw;
+    struct ov_overlay *ov; /* NULL for an image view */
+    struct ov_base *base;  /* borrowed from ov, or our reference for an image view */
+    char *client;
+    char *image;
+    uint32_t generation;
+    uint64_t size;
+    uint32_t granule;
+    uint8_t disk_id[16];
+    struct view_stats stats;
+};
+
+static void
+view_stat_add(uint64_t *counter, uint64_t n)
+{
+    __atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+/* Identity: SHA-256 over a tag, the image and the client name, cut to 16
+ * bytes. Names are NUL-separated so ("ab","c") and ("a","bc") differ. */
+static void
+view_compute_disk_id(struct view *view)
+{
+    g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+    static const guchar tag[] = "ovgate-disk-id";
+    guint8 digest[32];
+    gsize len = sizeof(digest);
+
+    g_checksum_update(sum, tag, sizeof(tag));
+    g_checksum_update(sum, (const guchar *)view->image, (gssize)strlen(view->image) + 1);
+    if (view->client != NULL)
+        g_checksum_update(sum, (const guchar *)view->client, (gssize)strlen(view->client) + 1);
+    else
+        g_checksum_update(sum, (const guchar *)"\0read-only", 10);
+    g_checksum_get_digest(sum, digest, &len);
+    memcpy(view->disk_id, digest, sizeof(view->disk_id));
+}
+
+static void
+view_take_overlay(struct view *view, struct ov_overlay *ov)
+{
+    struct ov_overlay_info info;
+
+    ov_overlay_get_info(ov, &info);
+    view->ov = ov;
+    view->base = ov_overlay_get_base(ov);
+    view->size = info.size;
+    view->granule = info.granule;
+    view->generation = info.base.generation;
+}
+
+static struct view *
+view_alloc(const char *client, const char *image)
+{
+    struct view *view = g_new0(struct view, 1);
+
+    view->refcount = 1;
+    g_rw_lock_init(&view->gate);
+    g_rw_lock_init(&view->caw);
+    view->client = g_strdup(client);
+    view->image = g_strdup(image);
+    view_compute_disk_id(view);
+    return view;
+}
+
+struct view *
+view_new_overlay(struct ov_overlay *ov_take, const char *client, const char *image)
+{
+    struct view *view = view_alloc(client, image);
+
+    view_take_overlay(view, ov_take);
+    return view;
+}
+
+struct view *
+view_new_base(struct ov_base *base, const char *image, uint32_t generation)
+{
+    struct view *view = view_alloc(NULL, image);
+
+    view->base = ov_base_ref(base);
+    view->size = base->size;
+    view->granule = VIEW_BASE_GRANULE;
+    view->generation = generation;
+    return view;
+}
+
+struct view *
+view_ref(struct view *view)
+{
+    g_atomic_int_inc(&view->refcount);
+    return view;
+}
+
+void
+view_unref(struct view *view)
+{
+    if (view == NULL || !g_atomic_int_dec_and_test(&view->refcount))
+        return;
+    if (view->ov != NULL) {
+        g_autoptr(GError) err = NULL;
+        if (!ov_overlay_close(view->ov, &err))
+            g_warning("closing the disk of client %s: %s", view->client, err->message);
+    } else {
+        ov_base_unref(view->base);
+    }
+    g_rw_lock_clear(&view->gate);
+    g_rw_lock_clear(&view->caw);
+    g_free(view->client);
+    g_free(view->image);
+    g_free(view);
+}
+
+uint64_t
+view_get_size(struct view *view)
+{
+    uint64_t size;
+
+    g_rw_lock_reader_lock(&view->gate);
+    size = view->size;
+    g_rw_lock_reader_unlock(&view->gate);
+    return size;
+}
+
+bool
+view_is_read_only(struct view *view)
+{
+    return view->client == NULL;
+}
+
+uint32_t
+view_get_granule(struct view *view)
+{
+    uint32_t g;
+
+    g_rw_lock_reader_lock(&view->gate);
+    g = view->granule;
+    g_rw_lock_reader_unlock(&view->gate);
+    return g;
+}
+
+const char *
+view_get_client(struct view *view)
+{
+    return view->client;
+}
+
+const char *
+view_get_image(struct view *view)
+{
+    return view->image;
+}
+
+uint32_t
+view_get_generation(struct view *view)
+{
+    uint32_t g;
+
+    g_rw_lock_reader_lock(&view->gate);
+    g = view->generation;
+    g_rw_lock_reader_unlock(&view->gate);
+    return g;
+}
+
+void
+view_get_disk_id(struct view *view, uint8_t id[16])
+{
+    memcpy(id, view->disk_id, 16);
+}
+
+static bool
+view_range_ok(const struct view *view, uint64_t offset, uint64_t len)
+{
+    return offset <= view->size && len <= view->size - offset;
+}
+
+static int
+view_count(struct view *view, int rc)
+{
+    if (rc < 0)
+        view_stat_add(&view->stats.errors, 1);
+    return rc;
+}
+
+int
+view_pread(struct view *view, void *buf, size_t len, uint64_t offset)
+{
+    int rc;
+
+    g_rw_lock_reader_lock(&view->gate);
+    if (!view_range_ok(view, offset, len))
+        rc = -EINVAL;
+    else if (view->ov != NULL)
+        rc = ov_overlay_pread(view->ov, buf, len, offset);
+    else
+        rc = len == 0 ? 0 : ov_base_pread(view->base, buf, len, offset);
+    g_rw_lock_reader_unlock(&view->gate);
+    view_stat_add(&view->stats.read_ops, 1);
+    if (rc == 0)
+        view_stat_add(&view->stats.read_bytes, len);
+    return view_count(view, rc);
+}
+
+static unsigned
+view_ov_flags(unsigned flags)
+{
+    return (flags & VIEW_FUA) ? OV_FUA : 0;
+}
+
+int
+view_pwrite(struct view *view, const void *buf, size_t len, uint64_t offset, unsigned flags)
+{
+    int rc;
+
+    g_rw_lock_reader_lock(&view->gate);
+    if (view->ov == NULL) {
+        rc = -EROFS;
+    } else if (!view_range_ok(view, offset, len)) {
+        rc = -EINVAL;
+    } else {
+        g_rw_lock_reader_lock(&view->caw);
+        rc = ov_overlay_pwrite(view->ov, buf, len, offset, view_ov_flags(flags));
+        g_rw_lock_reader_unlock(&view->caw);
+    }
+    g_rw_lock_reader_unlock(&view->gate);
+    view_stat_add(&view->stats.write_ops, 1);
+    if (rc == 0)
+        view_stat_add(&view->stats.write_bytes, len);
+    return view_count(view, rc);
+}
+
+int
+view_zero(struct view *view, uint64_t offset, uint64_t len, unsigned flags)
+{
+    int rc;
+
+    /* VIEW_NO_UNMAP needs no special path: the overlay's ZERO state reads as
+     * zeros and a later write allocates, which is what NO_HOLE promises to
+     * the client (reads return zeros); it only wants no error. */
+    g_rw_lock_reader_lock(&view->gate);
+    if (view->ov == NULL) {
+        rc = -EROFS;
+    } else if (!view_range_ok(view, offset, len)) {
+        rc = -EINVAL;
+    } else {
+        g_rw_lock_reader_lock(&view->caw);
+        rc = ov_overlay_zero(view->ov, offset, len, view_ov_flags(flags));
+        g_rw_lock_reader_unlock(&view->caw);
+    }
+    g_rw_lock_reader_unlock(&view->gate);
+    view_stat_add(&view->stats.zero_ops, 1);
+    if (rc == 0)
+        view_stat_add(&view->stats.zero_bytes, len);
+    return view_count(view, rc);
+}
+
+int
+view_flush(struct view *view)
+{
+    int rc = 0;
+
+    g_rw_lock_reader_lock(&view->gate);
+    if (view->ov != NULL)
+        rc = ov_overlay_flush(view->ov);
+    g_rw_lock_reader_unlock(&view->gate);
+    view_stat_add(&view->stats.flush_ops, 1);
+    return view_count(view, rc);
+}
+
+int
+view_compare_and_write(struct view *view, const void *cmp, const void *data, size_t len,
+                       uint64_t offset, unsigned flags, size_t *miscompare_offset)
+{
+    g_autofree uint8_t *cur = NULL;
+    int rc;
+
+    g_rw_lock_reader_lock(&view->gate);
+    if (view->ov == NULL) {
+        rc = -EROFS;
+        goto out;
+    }
+    if (!view_range_ok(view, offset, len)) {
+        rc = -EINVAL;
+        goto out;
+    }
+    cur = g_malloc(len > 0 ? len : 1);
+    g_rw_lock_writer_lock(&view->caw);
+    rc = ov_overlay_pread(view->ov, cur, len, offset);
+    if (rc == 0) {
+        const uint8_t *want = cmp;
+        for (size_t i = 0; i < len; i++) {
+            if (cur[i] != want[i]) {
+                if (miscompare_offset != NULL)
+                    *miscompare_offset = i;
+                rc = -EILSEQ;
+                break;
+            }
+        }
+    }
+    if (rc == 0)
+        rc = ov_overlay_pwrite(view->ov, data, len, offset, view_ov_flags(flags));
+    g_rw_lock_writer_unlock(&view->caw);
+out:
+    g_rw_lock_reader_unlock(&view->gate);
+    view_stat_add(&view->stats.read_ops, 1);
+    view_stat_add(&view->stats.write_ops, 1);
+    if (rc == 0) {
+        view_stat_add(&view->stats.read_bytes, len);
+        view_stat_add(&view->stats.write_bytes, len);
+    }
+    /* A miscompare is an answer, not an I/O error. */
+    return rc == -EILSEQ ? rc : view_count(view, rc);
+}
+
+/* --- block status --- */
+
+struct view_bs_ctx {
+    struct view *view;
+    bool base_detail;
+    view_extent_fn fn;
+    void *user_data;
+    bool stopped;
+    int rc;
+};
+
+static bool
+view_bs_base_cb(uint64_t offset, uint64_t length, enum ov_base_extent kind, void *user_data)
+{
+    struct view_bs_ctx *ctx = user_data;
+    enum view_extent_kind k = kind == OV_BASE_ZERO ? VIEW_EXTENT_BASE_ZERO
+                                                   : VIEW_EXTENT_BASE_DATA;
+
+    if (!ctx->fn(offset, length, k, ctx->user_data))
+        ctx->stopped = true;
+    return !ctx->stopped;
+}
+
+/* Base extents of [offset, offset+length): the base's own detail, or one
+ * BASE_DATA extent. */
+static bool
+view_bs_emit_base(struct view_bs_ctx *ctx, uint64_t offset, uint64_t length)
+{
+    if (!ctx->base_detail) {
+        if (!ctx->fn(offset, length, VIEW_EXTENT_BASE_DATA, ctx->user_data))
+            ctx->stopped = true;
+        return !ctx->stopped;
+    }
+    ctx->rc = ov_base_block_status(ctx->view->base, offset, length, view_bs_base_cb, ctx);
+    return ctx->rc == 0 && !ctx->stopped;
+}
+
+static bool
+view_bs_ov_cb(uint64_t offset, uint64_t length, enum ov_extent_kind kind, void *user_data)
+{
+    struct view_bs_ctx *ctx = user_data;
+
+    switch (kind) {
+    case OV_EXTENT_DATA:
+        if (!ctx->fn(offset, length, VIEW_EXTENT_OVERLAY_DATA, ctx->user_data))
+            ctx->stopped = true;
+        return !ctx->stopped;
+    case OV_EXTENT_ZERO:
+        if (!ctx->fn(offset, length, VIEW_EXTENT_OVERLAY_ZERO, ctx->user_data))
+            ctx->stopped = true;
+        return !ctx->stopped;
+    case OV_EXTENT_BASE:
+    default:
+        return view_bs_emit_base(ctx, offset, length);
+    }
+}
+
+int
+view_block_status(struct view *view, uint64_t offset, uint64_t length, bool base_detail,
+                  view_extent_fn fn, void *user_data)
+{
+    struct view_bs_ctx ctx = {view, base_detail, fn, user_data, false, 0};
+    int rc;
+
+    g_rw_lock_reader_lock(&view->gate);
+    if (!view_range_ok(view, offset, length))
+        rc = -EINVAL;
+    else if (length == 0)
+        rc = 0;
+    else if (view->ov != NULL)
+        rc = ov_overlay_block_status(view->ov, offset, length, view_bs_ov_cb, &ctx);
+    else {
+        view_bs_emit_base(&ctx, offset, length);
+        rc = 0;
+    }
+    g_rw_lock_reader_unlock(&view->gate);
+    if (rc == 0)
+        rc = ctx.rc;
+    return view_count(view, rc);
+}
+
+/* --- freeze / swap / thaw --- */
+
+int
+view_freeze(struct view *view)
+{
+    int rc = 0;
+
+    g_rw_lock_writer_lock(&view->gate);
+    /* Our own flush, not view_flush(): the gate is ours exclusively now. */
+    if (view->ov != NULL)
+        rc = ov_overlay_flush(view->ov);
+    return rc;
+}
+
+void
+view_swap_overlay(struct view *view, struct ov_overlay *ov_take, struct ov_overlay **old_out)
+{
+    struct ov_overlay *old = view->ov;
+
+    g_return_if_fail(old != NULL);
+    view_take_overlay(view, ov_take);
+    if (old_out != NULL) {
+        *old_out = old;
+    } else {
+        g_autoptr(GError) err = NULL;
+        if (!ov_overlay_close(old, &err))
+            g_warning("closing the old overlay of client %s: %s", view->client, err->message);
+    }
+}
+
+void
+view_thaw(struct view *view)
+{
+    g_rw_lock_writer_unlock(&view->gate);
+}
+
+struct ov_overlay *
+view_get_overlay(struct view *view)
+{
+    return view->ov;
+}
+
+void
+view_get_stats(struct view *view, struct view_stats *out)
+{
+    out->read_ops = __atomic_load_n(&view->stats.read_ops, __ATOMIC_RELAXED);
+    out->read_bytes = __atomic_load_n(&view->stats.read_bytes, __ATOMIC_RELAXED);
+    out->write_ops = __atomic_load_n(&view->stats.write_ops, __ATOMIC_RELAXED);
+    out->write_bytes = __atomic_load_n(&view->stats.write_bytes, __ATOMIC_RELAXED);
+    out->zero_ops = __atomic_load_n(&view->stats.zero_ops, __ATOMIC_RELAXED);
+    out->zero_bytes = __atomic_load_n(&view->stats.zero_bytes, __ATOMIC_RELAXED);
+    out->flush_ops = __atomic_load_n(&view->stats.flush_ops, __ATOMIC_RELAXED);
+    out->errors = __atomic_load_n(&view->stats.errors, __ATOMIC_RELAXED);
+}
