@@ -598,7 +598,7 @@ cfg_load(const char *path, GError **error)
     if (path == NULL)
         return cfg;
     kf = g_key_file_new();
-    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &local)) {
+    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_KEEP_TRANSLATIONS, &local)) {
         bool io = local->domain == G_FILE_ERROR;
         g_set_error(error, CFG_ERROR, io ? CFG_ERROR_IO : CFG_ERROR_INVALID, "%s: %s", path,
                     local->message);

@@ -204,6 +204,14 @@ view_range_ok(const struct view *view, uint64_t offset, uint64_t len)
     return offset <= view->size && len <= view->size - offset;
 }
 
+/* A client view between view_detach_overlay and view_swap_overlay has no
+ * disk: its I/O fails with -EIO rather than reaching a freed base. */
+static bool
+view_detached(const struct view *view)
+{
+    return view->client != NULL && view->ov == NULL;
+}
+
 static int
 view_count(struct view *view, int rc)
 {
@@ -218,7 +226,9 @@ view_pread(struct view *view, void *buf, size_t len, uint64_t offset)
     int rc;
 
     g_rw_lock_reader_lock(&view->gate);
-    if (!view_range_ok(view, offset, len))
+    if (view_detached(view))
+        rc = -EIO;
+    else if (!view_range_ok(view, offset, len))
         rc = -EINVAL;
     else if (view->ov != NULL)
         rc = ov_overlay_pread(view->ov, buf, len, offset);
@@ -243,7 +253,9 @@ view_pwrite(struct view *view, const void *buf, size_t len, uint64_t offset, uns
     int rc;
 
     g_rw_lock_reader_lock(&view->gate);
-    if (view->ov == NULL) {
+    if (view_detached(view)) {
+        rc = -EIO;
+    } else if (view->ov == NULL) {
         rc = -EROFS;
     } else if (!view_range_ok(view, offset, len)) {
         rc = -EINVAL;
@@ -268,7 +280,9 @@ view_zero(struct view *view, uint64_t offset, uint64_t len, unsigned flags)
      * zeros and a later write allocates, which is what NO_HOLE promises to
      * the client (reads return zeros); it only wants no error. */
     g_rw_lock_reader_lock(&view->gate);
-    if (view->ov == NULL) {
+    if (view_detached(view)) {
+        rc = -EIO;
+    } else if (view->ov == NULL) {
         rc = -EROFS;
     } else if (!view_range_ok(view, offset, len)) {
         rc = -EINVAL;
@@ -290,7 +304,9 @@ view_flush(struct view *view)
     int rc = 0;
 
     g_rw_lock_reader_lock(&view->gate);
-    if (view->ov != NULL)
+    if (view_detached(view))
+        rc = -EIO;
+    else if (view->ov != NULL)
         rc = ov_overlay_flush(view->ov);
     g_rw_lock_reader_unlock(&view->gate);
     view_stat_add(&view->stats.flush_ops, 1);
@@ -305,7 +321,9 @@ view_compare_and_write(struct view *view, const void *cmp, const void *data, siz
     int rc;
 
     g_rw_lock_reader_lock(&view->gate);
-    if (view->ov == NULL) {
+    if (view_detached(view)) {
+        rc = -EIO;
+    } else if (view->ov == NULL) {
         rc = -EROFS;
         goto out;
     }
@@ -407,7 +425,9 @@ view_block_status(struct view *view, uint64_t offset, uint64_t length, bool base
     int rc;
 
     g_rw_lock_reader_lock(&view->gate);
-    if (!view_range_ok(view, offset, length))
+    if (view_detached(view))
+        rc = -EIO;
+    else if (!view_range_ok(view, offset, length))
         rc = -EINVAL;
     else if (length == 0)
         rc = 0;
@@ -442,11 +462,11 @@ view_swap_overlay(struct view *view, struct ov_overlay *ov_take, struct ov_overl
 {
     struct ov_overlay *old = view->ov;
 
-    g_return_if_fail(old != NULL);
+    g_return_if_fail(view->client != NULL);
     view_take_overlay(view, ov_take);
     if (old_out != NULL) {
         *old_out = old;
-    } else {
+    } else if (old != NULL) {
         g_autoptr(GError) err = NULL;
         if (!ov_overlay_close(old, &err))
             g_warning("closing the old overlay of client %s: %s", view->client, err->message);
@@ -457,6 +477,16 @@ void
 view_thaw(struct view *view)
 {
     g_rw_lock_writer_unlock(&view->gate);
+}
+
+struct ov_overlay *
+view_detach_overlay(struct view *view)
+{
+    struct ov_overlay *ov = view->ov;
+
+    view->ov = NULL;
+    view->base = NULL;
+    return ov;
 }
 
 struct ov_overlay *

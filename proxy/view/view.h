@@ -86,10 +86,16 @@ int view_block_status(struct view *view, uint64_t offset, uint64_t length, bool 
 /* Freeze / swap / thaw (see top). view_freeze also flushes. */
 int view_freeze(struct view *view);
 /* Only while frozen: replace the overlay (old one is closed and returned via
- * old_out if non-NULL, else closed). */
+ * old_out if non-NULL, else closed; *old_out is NULL after
+ * view_detach_overlay). */
 void view_swap_overlay(struct view *view, struct ov_overlay *ov_take,
                        struct ov_overlay **old_out);
 void view_thaw(struct view *view);
+/* Only while frozen: take the overlay out of the view (caller closes it), e.g.
+ * so that the store may replace the file under its lock. Until a later
+ * view_swap_overlay() gives the view a new one, every I/O of this client view
+ * fails with -EIO. Returns NULL for image views. */
+struct ov_overlay *view_detach_overlay(struct view *view);
 /* Borrowed; only valid while the caller holds a reference and the view is frozen
  * or the caller otherwise knows no swap happens. */
 struct ov_overlay *view_get_overlay(struct view *view);

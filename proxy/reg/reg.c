@@ -1,0 +1,458 @@
+/* reg.c — the client registry's table of open disks: attach, detach, kick
+ * and status (reg.h; states in reg-int.h). Store lookups, online
+ * reset/commit and the base cache are in reg-ops.c.
+ *
+ * Locking: reg->lock guards the disk table and every disk's state and
+ * attach list. It is never held across disk I/O (opening or closing an
+ * overlay, store calls) or kick callbacks; the transient disk states make
+ * others wait on reg->changed instead.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "reg-int.h"
+
+G_DEFINE_QUARK(ovgate-reg-error-quark, reg_error)
+
+struct reg *
+reg_new(struct ov_store *store, struct cfg *cfg)
+{
+    struct reg *reg = g_new0(struct reg, 1);
+
+    g_mutex_init(&reg->lock);
+    g_cond_init(&reg->changed);
+    g_mutex_init(&reg->enroll_lock);
+    reg->store = store;
+    reg->cfg = cfg_ref(cfg);
+    reg->disks = g_hash_table_new(g_str_hash, g_str_equal);
+    reg->bases = reg_bases_new();
+    ov_store_set_base_opener(store, reg_bases_open, reg->bases,
+                             (GDestroyNotify)reg_bases_free);
+    return reg;
+}
+
+static void
+reg_disk_free(struct reg_disk *disk)
+{
+    g_free(disk->key);
+    g_free(disk->client);
+    g_free(disk->image);
+    g_ptr_array_unref(disk->attaches);
+    g_free(disk);
+}
+
+void
+reg_free(struct reg *reg)
+{
+    GHashTableIter it;
+    gpointer value;
+
+    if (reg == NULL)
+        return;
+    /* Front ends have stopped, so every disk is OPEN with no attach left
+     * only if someone leaked one; close them anyway (final flush). */
+    g_hash_table_iter_init(&it, reg->disks);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        struct reg_disk *disk = value;
+        g_warning("disk %s still had %u session(s) at exit", disk->key, disk->attaches->len);
+        sdev_lu_unref(disk->lu);
+        view_unref(disk->view);
+        reg_disk_free(disk);
+    }
+    g_hash_table_unref(reg->disks);
+    cfg_unref(reg->cfg);
+    g_mutex_clear(&reg->lock);
+    g_cond_clear(&reg->changed);
+    g_mutex_clear(&reg->enroll_lock);
+    g_free(reg);
+}
+
+void
+reg_set_cfg(struct reg *reg, struct cfg *cfg)
+{
+    struct cfg *old;
+
+    cfg_ref(cfg);
+    g_mutex_lock(&reg->lock);
+    old = reg->cfg;
+    reg->cfg = cfg;
+    g_mutex_unlock(&reg->lock);
+    cfg_unref(old);
+}
+
+struct cfg *
+reg_get_cfg(struct reg *reg)
+{
+    struct cfg *cfg;
+
+    g_mutex_lock(&reg->lock);
+    cfg = cfg_ref(reg->cfg);
+    g_mutex_unlock(&reg->lock);
+    return cfg;
+}
+
+struct ov_store *
+reg_get_store(struct reg *reg)
+{
+    return reg->store;
+}
+
+struct reg_disk *
+reg_disk_new(const char *key, const char *client, const char *image, enum reg_disk_state state)
+{
+    struct reg_disk *disk = g_new0(struct reg_disk, 1);
+
+    disk->key = g_strdup(key);
+    disk->client = g_strdup(client);
+    disk->image = g_strdup(image);
+    disk->state = state;
+    disk->attaches = g_ptr_array_new();
+    return disk;
+}
+
+void
+reg_disk_remove(struct reg *reg, struct reg_disk *disk)
+{
+    g_hash_table_remove(reg->disks, disk->key);
+    reg_disk_free(disk);
+    g_cond_broadcast(&reg->changed);
+}
+
+/* Wait until the disk under key is absent or OPEN without an operation. */
+void
+reg_wait_stable(struct reg *reg, const char *key)
+{
+    for (;;) {
+        struct reg_disk *disk = g_hash_table_lookup(reg->disks, key);
+        if (disk == NULL || (disk->state == REG_DISK_OPEN && !disk->op_running))
+            return;
+        g_cond_wait(&reg->changed, &reg->lock);
+    }
+}
+
+void
+reg_propagate_store_error(GError **dest, GError *src, const char *what)
+{
+    int code = REG_ERROR_FAILED;
+
+    if (src->domain == OV_ERROR && src->code == OV_ERROR_LOCKED)
+        code = REG_ERROR_BUSY;
+    else if (src->domain == OV_ERROR && src->code == OV_ERROR_NOT_FOUND)
+        code = REG_ERROR_UNKNOWN_INITIATOR;
+    g_set_error(dest, REG_ERROR, code, "%s: %s", what, src->message);
+    g_error_free(src);
+}
+
+/* --- open / close a disk --- */
+
+static struct sdev_lu *
+reg_lu_new(struct view *view)
+{
+    struct sdev_lu_params p = {0};
+    uint8_t id[16];
+    char serial[33];
+
+    view_get_disk_id(view, id);
+    for (int i = 0; i < 16; i++)
+        g_snprintf(serial + 2 * i, 3, "%02x", id[i]);
+    p.vendor = "OVGATE";
+    p.product = "ovgate disk";
+    p.serial = serial;
+    p.block_size = 512;
+    return sdev_lu_new(view, &p);
+}
+
+/* Opening runs without the lock; the disk sits in OPENING meanwhile. */
+static bool
+reg_disk_open(struct reg *reg, struct reg_disk *disk, GError **error)
+{
+    GError *local = NULL;
+    struct view *view;
+
+    if (disk->client != NULL) {
+        struct ov_overlay *ov =
+            ov_store_client_open_overlay(reg->store, disk->client, 0, &local);
+        if (ov == NULL) {
+            reg_propagate_store_error(error, local, disk->client);
+            return false;
+        }
+        view = view_new_overlay(ov, disk->client, disk->image);
+    } else {
+        struct ov_base *base = ov_store_open_base(reg->store, disk->image, disk->generation,
+                                                  &local);
+        if (base == NULL) {
+            reg_propagate_store_error(error, local, disk->image);
+            return false;
+        }
+        view = view_new_base(base, disk->image, disk->generation);
+        ov_base_unref(base);
+    }
+    disk->view = view;
+    disk->lu = reg_lu_new(view);
+    disk->generation = view_get_generation(view);
+    return true;
+}
+
+static struct reg_attach *
+reg_attach_new(struct reg *reg, struct reg_disk *disk, const struct reg_attach_params *params)
+{
+    struct reg_attach *a = g_new0(struct reg_attach, 1);
+
+    a->reg = reg;
+    a->disk = disk;
+    a->protocol = params->protocol;
+    a->peer = g_strdup(params->peer);
+    a->initiator = g_strdup(params->initiator);
+    a->kick = params->kick;
+    a->kick_data = params->kick_data;
+    a->since = g_get_real_time() / G_USEC_PER_SEC;
+    g_ptr_array_add(disk->attaches, a);
+    return a;
+}
+
+/* Attach to the disk under key, opening it first if needed. */
+static struct reg_attach *
+reg_attach_disk(struct reg *reg, const char *key, const char *client, const char *image,
+                uint32_t generation, const struct reg_attach_params *params, GError **error)
+{
+    struct reg_disk *disk;
+    struct reg_attach *a;
+
+    g_mutex_lock(&reg->lock);
+    reg_wait_stable(reg, key);
+    disk = g_hash_table_lookup(reg->disks, key);
+    if (disk != NULL) {
+        /* DESIGN rule 1: one writer per overlay. Sessions of one protocol
+         * share it (iSCSI reinstatement and NBD replace-stale are decided by
+         * the front ends); the other protocol is refused meanwhile. */
+        if (client != NULL && disk->attaches->len > 0) {
+            struct reg_attach *first = g_ptr_array_index(disk->attaches, 0);
+            if (first->protocol != params->protocol) {
+                g_set_error(error, REG_ERROR, REG_ERROR_BUSY,
+                            "client %s is in use over %s from %s", client,
+                            first->protocol == REG_PROTO_NBD ? "NBD" : "iSCSI", first->peer);
+                g_mutex_unlock(&reg->lock);
+                return NULL;
+            }
+        }
+        a = reg_attach_new(reg, disk, params);
+        g_mutex_unlock(&reg->lock);
+        return a;
+    }
+    disk = reg_disk_new(key, client, image, REG_DISK_OPENING);
+    disk->generation = generation;
+    g_hash_table_insert(reg->disks, disk->key, disk);
+    g_mutex_unlock(&reg->lock);
+
+    if (!reg_disk_open(reg, disk, error)) {
+        g_mutex_lock(&reg->lock);
+        reg_disk_remove(reg, disk);
+        g_mutex_unlock(&reg->lock);
+        return NULL;
+    }
+    g_mutex_lock(&reg->lock);
+    disk->state = REG_DISK_OPEN;
+    a = reg_attach_new(reg, disk, params);
+    g_cond_broadcast(&reg->changed);
+    g_mutex_unlock(&reg->lock);
+    g_message("opened disk %s (image %s generation %u) for %s", key, image, disk->generation,
+              params->peer ? params->peer : "?");
+    return a;
+}
+
+struct reg_attach *
+reg_attach_client(struct reg *reg, const char *client, const struct reg_attach_params *params,
+                  GError **error)
+{
+    GError *local = NULL;
+    struct ov_client_info *info;
+    struct reg_attach *a;
+
+    /* Each attach re-reads the store, so ovctl edits apply without a restart. */
+    info = ov_store_client_get(reg->store, client, &local);
+    if (info == NULL) {
+        reg_propagate_store_error(error, local, "client");
+        return NULL;
+    }
+    a = reg_attach_disk(reg, client, client, info->image, info->generation, params, error);
+    ov_client_info_free(info);
+    return a;
+}
+
+struct reg_attach *
+reg_attach_image(struct reg *reg, const char *image, const struct reg_attach_params *params,
+                 GError **error)
+{
+    GError *local = NULL;
+    struct ov_image_info *info = ov_store_image_get(reg->store, image, &local);
+    g_autofree char *key = NULL;
+    struct reg_attach *a;
+
+    if (info == NULL) {
+        g_set_error(error, REG_ERROR, REG_ERROR_UNKNOWN_TARGET, "image %s: %s", image,
+                    local->message);
+        g_error_free(local);
+        return NULL;
+    }
+    key = g_strdup_printf("@%s:%u", info->name, info->head);
+    a = reg_attach_disk(reg, key, NULL, info->name, info->head, params, error);
+    ov_image_info_free(info);
+    return a;
+}
+
+void
+reg_detach(struct reg_attach *a)
+{
+    struct reg *reg;
+    struct reg_disk *disk;
+    struct view *view = NULL;
+    struct sdev_lu *lu = NULL;
+
+    if (a == NULL)
+        return;
+    reg = a->reg;
+    disk = a->disk;
+    g_mutex_lock(&reg->lock);
+    while (a->kicking > 0)
+        g_cond_wait(&reg->changed, &reg->lock);
+    g_ptr_array_remove(disk->attaches, a);
+    /* An operation in progress holds its own references and closes nothing. */
+    while (disk->attaches->len == 0 && disk->op_running)
+        g_cond_wait(&reg->changed, &reg->lock);
+    if (disk->attaches->len == 0 && disk->state == REG_DISK_OPEN) {
+        disk->state = REG_DISK_CLOSING;
+        view = disk->view;
+        lu = disk->lu;
+    }
+    g_mutex_unlock(&reg->lock);
+
+    if (view != NULL) {
+        /* The last reference of the view closes the overlay: final flush. */
+        sdev_lu_unref(lu);
+        view_unref(view);
+        g_message("closed disk %s", disk->key);
+        g_mutex_lock(&reg->lock);
+        reg_disk_remove(reg, disk);
+        g_mutex_unlock(&reg->lock);
+    }
+    g_free(a->peer);
+    g_free(a->initiator);
+    g_free(a);
+}
+
+struct view *
+reg_attach_get_view(struct reg_attach *a)
+{
+    return a->disk->view;
+}
+
+struct sdev_lu *
+reg_attach_get_lu(struct reg_attach *a)
+{
+    return a->disk->lu;
+}
+
+const char *
+reg_attach_get_client(struct reg_attach *a)
+{
+    return a->disk->client;
+}
+
+/* --- kick --- */
+
+int
+reg_disk_kick_locked(struct reg *reg, struct reg_disk *disk, const char *reason)
+{
+    g_autoptr(GPtrArray) list = g_ptr_array_new();
+    int n = 0;
+
+    for (guint i = 0; i < disk->attaches->len; i++) {
+        struct reg_attach *a = g_ptr_array_index(disk->attaches, i);
+        if (a->kick != NULL) {
+            a->kicking++;
+            g_ptr_array_add(list, a);
+        }
+    }
+    g_mutex_unlock(&reg->lock);
+    for (guint i = 0; i < list->len; i++) {
+        struct reg_attach *a = g_ptr_array_index(list, i);
+        g_message("ending session of %s from %s: %s", disk->key, a->peer ? a->peer : "?",
+                  reason);
+        a->kick(a->kick_data, reason);
+        n++;
+    }
+    g_mutex_lock(&reg->lock);
+    for (guint i = 0; i < list->len; i++) {
+        struct reg_attach *a = g_ptr_array_index(list, i);
+        a->kicking--;
+    }
+    g_cond_broadcast(&reg->changed);
+    return n;
+}
+
+int
+reg_kick_client(struct reg *reg, const char *client, const char *reason, bool wait,
+                int timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+    struct reg_disk *disk;
+    int n = 0;
+
+    g_mutex_lock(&reg->lock);
+    disk = g_hash_table_lookup(reg->disks, client);
+    if (disk != NULL && disk->state == REG_DISK_OPEN)
+        n = reg_disk_kick_locked(reg, disk, reason);
+    /* The disk pointer may be gone now; look it up again while waiting. */
+    while (wait && n > 0 && g_hash_table_contains(reg->disks, client)) {
+        if (!g_cond_wait_until(&reg->changed, &reg->lock, deadline)) {
+            g_warning("sessions of %s did not end within %d ms", client, timeout_ms);
+            break;
+        }
+    }
+    g_mutex_unlock(&reg->lock);
+    return n;
+}
+
+/* --- status --- */
+
+static void
+reg_session_status_free(struct reg_session_status *s)
+{
+    g_free(s->client);
+    g_free(s->image);
+    g_free(s->peer);
+    g_free(s->initiator);
+    g_free(s);
+}
+
+GPtrArray *
+reg_get_status(struct reg *reg)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)reg_session_status_free);
+    GHashTableIter it;
+    gpointer value;
+
+    g_mutex_lock(&reg->lock);
+    g_hash_table_iter_init(&it, reg->disks);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        struct reg_disk *disk = value;
+        if (disk->state != REG_DISK_OPEN)
+            continue;
+        for (guint i = 0; i < disk->attaches->len; i++) {
+            struct reg_attach *a = g_ptr_array_index(disk->attaches, i);
+            struct reg_session_status *s = g_new0(struct reg_session_status, 1);
+            s->client = g_strdup(disk->client);
+            s->image = g_strdup(disk->image);
+            s->generation = disk->generation;
+            s->protocol = a->protocol;
+            s->peer = g_strdup(a->peer);
+            s->initiator = g_strdup(a->initiator);
+            s->since = a->since;
+            /* Counters are per disk (all its sessions together). */
+            view_get_stats(disk->view, &s->stats);
+            g_ptr_array_add(out, s);
+        }
+    }
+    g_mutex_unlock(&reg->lock);
+    return out;
+}
