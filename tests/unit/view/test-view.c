@@ -1,0 +1,402 @@
+/* test-view.c — proxy/view over the real overlay library and a file base:
+ * data path, read-only image views, COMPARE AND WRITE atomicity, freeze /
+ * swap / thaw, block status, identity and counters. */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <glib/gstdio.h>
+
+#include "base.h"
+#include "view.h"
+
+#define DISK_SIZE (1024 * 1024)
+#define GRANULE 4096
+
+struct fixture {
+    char *dir;
+    char *raw;
+    struct ov_base *base;
+    struct ov_base_id id;
+    struct view *view;
+    int n_overlays;
+};
+
+static uint8_t
+pattern(uint64_t off)
+{
+    return (uint8_t)((off * 7 + 3) & 0xff);
+}
+
+static struct ov_overlay *
+new_overlay(struct fixture *f)
+{
+    g_autofree char *path = g_strdup_printf("%s/ov%d", f->dir, f->n_overlays++);
+    g_autoptr(GError) err = NULL;
+    struct ov_overlay *ov;
+
+    g_assert_true(ov_overlay_create(path, &f->id, GRANULE, false, &err));
+    ov = ov_overlay_open(path, f->base, 0, &err);
+    g_assert_no_error(err);
+    return ov;
+}
+
+static void
+setup(struct fixture *f, gconstpointer data)
+{
+    g_autofree uint8_t *buf = g_malloc(DISK_SIZE);
+    g_autoptr(GError) err = NULL;
+
+    f->dir = g_dir_make_tmp("test-view-XXXXXX", &err);
+    g_assert_no_error(err);
+    f->raw = g_build_filename(f->dir, "base.raw", NULL);
+    for (uint64_t i = 0; i < DISK_SIZE; i++)
+        buf[i] = pattern(i);
+    /* the last 64 KiB are a hole: the base reports it as zero */
+    memset(buf + DISK_SIZE - 65536, 0, 65536);
+    g_assert_true(g_file_set_contents(f->raw, (const char *)buf, DISK_SIZE - 65536, &err));
+    g_assert_cmpint(truncate(f->raw, DISK_SIZE), ==, 0);
+    f->base = base_file_open(f->raw, &err);
+    g_assert_no_error(err);
+    g_strlcpy(f->id.image, "lab", sizeof(f->id.image));
+    f->id.generation = 3;
+    f->id.size = DISK_SIZE;
+    ov_uuid_generate(f->id.uuid);
+    ov_base_set_id(f->base, &f->id);
+    f->view = view_new_overlay(new_overlay(f), "pc01", "lab");
+}
+
+static void
+rm_tree(const char *dir)
+{
+    GDir *d = g_dir_open(dir, 0, NULL);
+    const char *name;
+
+    while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+        g_autofree char *p = g_build_filename(dir, name, NULL);
+        g_unlink(p);
+    }
+    if (d != NULL)
+        g_dir_close(d);
+    g_rmdir(dir);
+}
+
+static void
+teardown(struct fixture *f, gconstpointer data)
+{
+    view_unref(f->view);
+    ov_base_unref(f->base);
+    rm_tree(f->dir);
+    g_free(f->dir);
+    g_free(f->raw);
+}
+
+static void
+test_identity(struct fixture *f, gconstpointer data)
+{
+    uint8_t a[16], b[16], c[16];
+    struct view *other = view_new_overlay(new_overlay(f), "pc02", "lab");
+    struct view *ro = view_new_base(f->base, "lab", 3);
+
+    g_assert_cmpuint(view_get_size(f->view), ==, DISK_SIZE);
+    g_assert_cmpuint(view_get_granule(f->view), ==, GRANULE);
+    g_assert_cmpstr(view_get_client(f->view), ==, "pc01");
+    g_assert_cmpstr(view_get_image(f->view), ==, "lab");
+    g_assert_cmpuint(view_get_generation(f->view), ==, 3);
+    g_assert_false(view_is_read_only(f->view));
+    view_get_disk_id(f->view, a);
+    view_get_disk_id(other, b);
+    view_get_disk_id(ro, c);
+    g_assert_true(memcmp(a, b, 16) != 0);
+    g_assert_true(memcmp(a, c, 16) != 0);
+    /* the same names give the same identity (stable across restarts) */
+    view_unref(other);
+    other = view_new_overlay(new_overlay(f), "pc01", "lab");
+    view_get_disk_id(other, b);
+    g_assert_true(memcmp(a, b, 16) == 0);
+    view_unref(other);
+    view_unref(ro);
+}
+
+static void
+test_read_write(struct fixture *f, gconstpointer data)
+{
+    uint8_t buf[8192], want[8192];
+    struct view_stats st;
+
+    g_assert_cmpint(view_pread(f->view, buf, sizeof(buf), 4096), ==, 0);
+    for (size_t i = 0; i < sizeof(buf); i++)
+        g_assert_cmpuint(buf[i], ==, pattern(4096 + i));
+    memset(want, 0xab, sizeof(want));
+    g_assert_cmpint(view_pwrite(f->view, want, 1000, 5000, 0), ==, 0);
+    g_assert_cmpint(view_pwrite(f->view, want, 512, 0, VIEW_FUA), ==, 0);
+    g_assert_cmpint(view_pread(f->view, buf, sizeof(buf), 4096), ==, 0);
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        uint64_t off = 4096 + i;
+        uint8_t exp = (off >= 5000 && off < 6000) ? 0xab : pattern(off);
+        g_assert_cmpuint(buf[i], ==, exp);
+    }
+    g_assert_cmpint(view_flush(f->view), ==, 0);
+    /* out of range, and overflowing ranges */
+    g_assert_cmpint(view_pread(f->view, buf, 2, DISK_SIZE - 1), ==, -EINVAL);
+    g_assert_cmpint(view_pwrite(f->view, buf, 1, DISK_SIZE, 0), ==, -EINVAL);
+    g_assert_cmpint(view_zero(f->view, UINT64_MAX - 10, 20, 0), ==, -EINVAL);
+    view_get_stats(f->view, &st);
+    g_assert_cmpuint(st.read_ops, ==, 3);
+    g_assert_cmpuint(st.read_bytes, ==, 2 * sizeof(buf));
+    g_assert_cmpuint(st.write_ops, ==, 3);
+    g_assert_cmpuint(st.write_bytes, ==, 1512);
+    g_assert_cmpuint(st.zero_ops, ==, 1);
+    g_assert_cmpuint(st.flush_ops, ==, 1);
+    g_assert_cmpuint(st.errors, ==, 3);
+}
+
+static void
+test_zero(struct fixture *f, gconstpointer data)
+{
+    uint8_t buf[3 * GRANULE];
+    struct view_stats st;
+
+    g_assert_cmpint(view_zero(f->view, GRANULE - 100, 2 * GRANULE, 0), ==, 0);
+    g_assert_cmpint(view_pread(f->view, buf, sizeof(buf), 0), ==, 0);
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        bool zero = i >= GRANULE - 100 && i < 3 * GRANULE - 100;
+        g_assert_cmpuint(buf[i], ==, zero ? 0 : pattern(i));
+    }
+    g_assert_cmpint(view_zero(f->view, 0, GRANULE, VIEW_FUA | VIEW_NO_UNMAP), ==, 0);
+    view_get_stats(f->view, &st);
+    g_assert_cmpuint(st.zero_ops, ==, 2);
+    g_assert_cmpuint(st.zero_bytes, ==, 3 * GRANULE);
+}
+
+static void
+test_read_only(struct fixture *f, gconstpointer data)
+{
+    struct view *ro = view_new_base(f->base, "lab", 3);
+    uint8_t buf[100];
+    size_t mis = 0;
+
+    g_assert_true(view_is_read_only(ro));
+    g_assert_null(view_get_client(ro));
+    g_assert_null(view_get_overlay(ro));
+    g_assert_cmpuint(view_get_size(ro), ==, DISK_SIZE);
+    g_assert_cmpuint(view_get_generation(ro), ==, 3);
+    g_assert_cmpint(view_pread(ro, buf, sizeof(buf), 12345), ==, 0);
+    for (size_t i = 0; i < sizeof(buf); i++)
+        g_assert_cmpuint(buf[i], ==, pattern(12345 + i));
+    g_assert_cmpint(view_pwrite(ro, buf, sizeof(buf), 0, 0), ==, -EROFS);
+    g_assert_cmpint(view_zero(ro, 0, 512, 0), ==, -EROFS);
+    g_assert_cmpint(view_compare_and_write(ro, buf, buf, 10, 0, 0, &mis), ==, -EROFS);
+    g_assert_cmpint(view_flush(ro), ==, 0);
+    g_assert_cmpint(view_freeze(ro), ==, 0);
+    view_thaw(ro);
+    view_unref(ro);
+}
+
+static void
+test_caw(struct fixture *f, gconstpointer data)
+{
+    uint8_t cmp[512], new_data[512], buf[512];
+    size_t mis = 12345;
+
+    g_assert_cmpint(view_pread(f->view, cmp, sizeof(cmp), 512), ==, 0);
+    memset(new_data, 0x5a, sizeof(new_data));
+    g_assert_cmpint(view_compare_and_write(f->view, cmp, new_data, 512, 512, 0, &mis), ==, 0);
+    g_assert_cmpint(view_pread(f->view, buf, sizeof(buf), 512), ==, 0);
+    g_assert_cmpmem(buf, 512, new_data, 512);
+    /* now cmp is stale: miscompare at byte 0, nothing written */
+    memcpy(buf, new_data, sizeof(buf));
+    buf[77] ^= 1;
+    g_assert_cmpint(view_compare_and_write(f->view, buf, cmp, 512, 512, 0, &mis), ==, -EILSEQ);
+    g_assert_cmpuint(mis, ==, 77);
+    g_assert_cmpint(view_pread(f->view, buf, sizeof(buf), 512), ==, 0);
+    g_assert_cmpmem(buf, 512, new_data, 512);
+    g_assert_cmpint(view_compare_and_write(f->view, buf, buf, 512, DISK_SIZE, 0, &mis), ==,
+                    -EINVAL);
+}
+
+/* Threads increment a counter in block 0 with COMPARE AND WRITE only; if a
+ * CAW could interleave with another, two would succeed from the same old
+ * value and the counter would end below the number of successes. Other
+ * threads write elsewhere at the same time. */
+#define CAW_THREADS 4
+#define CAW_SUCCESSES 200
+
+static gpointer
+caw_thread(gpointer data)
+{
+    struct view *view = data;
+    int done = 0;
+
+    while (done < CAW_SUCCESSES) {
+        uint64_t cur, next;
+        uint8_t a[512] = {0}, b[512] = {0};
+        size_t mis;
+
+        g_assert_cmpint(view_pread(view, a, sizeof(a), 0), ==, 0);
+        memcpy(&cur, a, sizeof(cur));
+        next = cur + 1;
+        memcpy(b, &next, sizeof(next));
+        int rc = view_compare_and_write(view, a, b, sizeof(a), 0, 0, &mis);
+        g_assert_true(rc == 0 || rc == -EILSEQ);
+        if (rc == 0)
+            done++;
+    }
+    return NULL;
+}
+
+static gpointer
+writer_thread(gpointer data)
+{
+    struct view *view = data;
+    uint8_t buf[4096];
+
+    memset(buf, 0xcc, sizeof(buf));
+    for (int i = 0; i < 300; i++)
+        g_assert_cmpint(view_pwrite(view, buf, sizeof(buf), 65536 + (i % 16) * 4096, 0), ==, 0);
+    return NULL;
+}
+
+static void
+test_caw_atomic(struct fixture *f, gconstpointer data)
+{
+    GThread *t[CAW_THREADS + 2];
+    uint8_t zero[512] = {0};
+    uint8_t buf[512];
+    uint64_t total;
+
+    g_assert_cmpint(view_pwrite(f->view, zero, sizeof(zero), 0, 0), ==, 0);
+    for (int i = 0; i < CAW_THREADS; i++)
+        t[i] = g_thread_new("caw", caw_thread, f->view);
+    for (int i = 0; i < 2; i++)
+        t[CAW_THREADS + i] = g_thread_new("writer", writer_thread, f->view);
+    for (int i = 0; i < CAW_THREADS + 2; i++)
+        g_thread_join(t[i]);
+    g_assert_cmpint(view_pread(f->view, buf, sizeof(buf), 0), ==, 0);
+    memcpy(&total, buf, sizeof(total));
+    g_assert_cmpuint(total, ==, CAW_THREADS * CAW_SUCCESSES);
+}
+
+struct frozen_reader {
+    struct view *view;
+    gint done;
+};
+
+static gpointer
+frozen_reader_thread(gpointer data)
+{
+    struct frozen_reader *r = data;
+    uint8_t buf[512];
+
+    g_assert_cmpint(view_pread(r->view, buf, sizeof(buf), 0), ==, 0);
+    g_atomic_int_set(&r->done, 1);
+    return NULL;
+}
+
+static void
+test_freeze_swap(struct fixture *f, gconstpointer data)
+{
+    struct frozen_reader r = {f->view, 0};
+    struct ov_overlay *old = NULL, *detached;
+    uint8_t buf[512], ones[512];
+    GThread *t;
+
+    memset(ones, 1, sizeof(ones));
+    g_assert_cmpint(view_pwrite(f->view, ones, sizeof(ones), 0, 0), ==, 0);
+    g_assert_cmpint(view_freeze(f->view), ==, 0);
+    /* I/O waits while frozen */
+    t = g_thread_new("reader", frozen_reader_thread, &r);
+    g_usleep(100 * 1000);
+    g_assert_cmpint(g_atomic_int_get(&r.done), ==, 0);
+    view_swap_overlay(f->view, new_overlay(f), &old);
+    g_assert_nonnull(old);
+    g_assert_true(view_get_overlay(f->view) != old);
+    view_thaw(f->view);
+    g_thread_join(t);
+    g_assert_cmpint(r.done, ==, 1);
+    /* the new overlay is empty: the base shows again; the old one kept the write */
+    g_assert_cmpint(view_pread(f->view, buf, sizeof(buf), 0), ==, 0);
+    g_assert_cmpuint(buf[0], ==, pattern(0));
+    g_assert_cmpint(ov_overlay_pread(old, buf, sizeof(buf), 0), ==, 0);
+    g_assert_cmpmem(buf, sizeof(buf), ones, sizeof(ones));
+    g_assert_true(ov_overlay_close(old, NULL));
+
+    /* detached: I/O fails cleanly until a new overlay is swapped in */
+    g_assert_cmpint(view_freeze(f->view), ==, 0);
+    detached = view_detach_overlay(f->view);
+    g_assert_nonnull(detached);
+    g_assert_true(ov_overlay_close(detached, NULL));
+    view_thaw(f->view);
+    g_assert_cmpint(view_pread(f->view, buf, sizeof(buf), 0), ==, -EIO);
+    g_assert_cmpint(view_pwrite(f->view, buf, sizeof(buf), 0, 0), ==, -EIO);
+    g_assert_cmpint(view_flush(f->view), ==, -EIO);
+    g_assert_cmpint(view_freeze(f->view), ==, 0);
+    view_swap_overlay(f->view, new_overlay(f), &old);
+    g_assert_null(old);
+    view_thaw(f->view);
+    g_assert_cmpint(view_pread(f->view, buf, sizeof(buf), 0), ==, 0);
+    g_assert_cmpuint(buf[1], ==, pattern(1));
+}
+
+struct extents {
+    GString *log;
+};
+
+static bool
+extent_cb(uint64_t offset, uint64_t length, enum view_extent_kind kind, void *user_data)
+{
+    static const char *const names[] = {"data", "zero", "base", "base-zero"};
+    GString *log = user_data;
+
+    g_string_append_printf(log, "%" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT ":%s ", offset,
+                           length, names[kind]);
+    return true;
+}
+
+static bool
+extent_stop_cb(uint64_t offset, uint64_t length, enum view_extent_kind kind, void *user_data)
+{
+    int *n = user_data;
+
+    (*n)++;
+    return false;
+}
+
+static void
+test_block_status(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GString) log = g_string_new(NULL);
+    uint8_t buf[GRANULE];
+    int n = 0;
+
+    memset(buf, 9, sizeof(buf));
+    g_assert_cmpint(view_pwrite(f->view, buf, GRANULE, GRANULE, 0), ==, 0);
+    g_assert_cmpint(view_zero(f->view, 3 * GRANULE, GRANULE, 0), ==, 0);
+    g_assert_cmpint(view_block_status(f->view, 0, 5 * GRANULE, false, extent_cb, log), ==, 0);
+    g_assert_cmpstr(log->str, ==, "0+4096:base 4096+4096:data 8192+4096:base 12288+4096:zero "
+                                  "16384+4096:base ");
+    g_string_truncate(log, 0);
+    g_assert_cmpint(view_block_status(f->view, DISK_SIZE - 2 * 65536, 2 * 65536, true,
+                                      extent_cb, log),
+                    ==, 0);
+    g_assert_cmpstr(log->str, ==, "917504+65536:base 983040+65536:base-zero ");
+    g_assert_cmpint(view_block_status(f->view, 0, DISK_SIZE, false, extent_stop_cb, &n), ==, 0);
+    g_assert_cmpint(n, ==, 1);
+    g_assert_cmpint(view_block_status(f->view, 0, DISK_SIZE + 1, false, extent_cb, log), ==,
+                    -EINVAL);
+}
+
+int
+main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+#define ADD(path, fn) g_test_add(path, struct fixture, NULL, setup, fn, teardown)
+    ADD("/view/identity", test_identity);
+    ADD("/view/read-write", test_read_write);
+    ADD("/view/zero", test_zero);
+    ADD("/view/read-only", test_read_only);
+    ADD("/view/compare-and-write", test_caw);
+    ADD("/view/compare-and-write-atomic", test_caw_atomic);
+    ADD("/view/freeze-swap-thaw", test_freeze_swap);
+    ADD("/view/block-status", test_block_status);
+    return g_test_run();
+}
