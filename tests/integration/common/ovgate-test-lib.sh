@@ -153,16 +153,18 @@ ovt_ovctl() {
 }
 
 ovt_make_image() {
-    ovt_ovctl image create "$1" --size "${2}M" || return 1
     if [ "${3:-}" = auto ]; then
-        ovt_ovctl image set "$1" --auto-enroll on || return 1
+        ovt_ovctl image create "$1" --size "${2}M" --auto-enroll >/dev/null
+    else
+        ovt_ovctl image create "$1" --size "${2}M" >/dev/null
     fi
 }
 
 ovt_make_image_from() {
-    ovt_ovctl image create "$1" --from "$2" || return 1
     if [ "${3:-}" = auto ]; then
-        ovt_ovctl image set "$1" --auto-enroll on || return 1
+        ovt_ovctl image create "$1" --from "$2" --auto-enroll >/dev/null
+    else
+        ovt_ovctl image create "$1" --from "$2" >/dev/null
     fi
 }
 
@@ -175,7 +177,7 @@ ovt_add_client() {
         ovt_iqns="$ovt_iqns --iqn $ovt_a"
     done
     # shellcheck disable=SC2086
-    ovt_ovctl client add "$ovt_name" --image "$ovt_image" $ovt_iqns
+    ovt_ovctl client add "$ovt_name" --image "$ovt_image" $ovt_iqns >/dev/null
 }
 
 # Wait up to $1 seconds (fractions allowed) for the port file; fail early if

@@ -148,6 +148,22 @@ test_empty_listen_disables(void)
     cfg_unref(cfg);
 }
 
+/* The shipped example must stay loadable. */
+static void
+test_example(void)
+{
+    g_autofree char *path =
+        g_build_filename(OVGATE_SOURCE_ROOT, "contrib", "ovgated.conf.example", NULL);
+    g_autoptr(GError) err = NULL;
+    struct cfg *cfg = cfg_load(path, &err);
+
+    g_assert_no_error(err);
+    g_assert_cmpuint(cfg->listen_iscsi->len, ==, 2);
+    g_assert_cmpint(cfg_get_image(cfg, "lab")->auto_enroll, ==, 1);
+    g_assert_nonnull(cfg_get_client(cfg, "pc01"));
+    cfg_unref(cfg);
+}
+
 static void
 test_missing_file(void)
 {
@@ -277,6 +293,7 @@ main(int argc, char **argv)
     g_test_add_func("/config/defaults", test_defaults);
     g_test_add_func("/config/full", test_full);
     g_test_add_func("/config/empty-listen-disables", test_empty_listen_disables);
+    g_test_add_func("/config/example", test_example);
     g_test_add_func("/config/missing-file", test_missing_file);
     g_test_add_func("/config/syntax-error", test_syntax_error);
     g_test_add_func("/config/unknown-group-or-key", test_unknown);
