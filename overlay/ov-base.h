@@ -16,7 +16,8 @@
  *    (one page-cache copy shared by every client) and commit may use it for
  *    copy_file_range / FICLONE.
  *  - A base is refcounted: ov_base_ref / ov_base_unref. The last unref calls
- *    ops->destroy.
+ *    ops->destroy, which frees the implementation's struct (and closes fd);
+ *    ov_base_unref then frees the description copy made by ov_base_init.
  */
 #pragma once
 
