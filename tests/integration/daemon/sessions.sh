@@ -1,0 +1,71 @@
+#!/bin/bash
+# Sessions seen from the control socket: status lists a connected client;
+# reset is refused while it is connected and ends its session with force;
+# kick ends it; a client whose store entry disappears loses its session at
+# the next rescan.
+. "$OVT_LIB"
+ovt_require python3 nbdsh
+plan 12
+ovt_make_image lab 8 || { not_ok "image created"; ovt_done; }
+ovt_add_client pc01 lab iqn.2026-11.test:pc01 || { not_ok "client pc01"; ovt_done; }
+ovt_start_daemon || { not_ok "daemon started"; ovt_done; }
+ok "daemon started"
+
+# A client that writes once, then reads every 100 ms until the server ends it.
+holder_start() {
+    nbdsh -u "$(ovt_nbd_url lab/pc01)" -c - >"$OVT_DIR/holder.out" 2>&1 <<'EOF_PY' &
+import time
+h.pwrite(b"x" * 4096, 0)
+print("connected", flush=True)
+try:
+    for i in range(600):
+        h.pread(512, 0)
+        time.sleep(0.1)
+    print("still connected", flush=True)
+except Exception as e:
+    print("ended:", e, flush=True)
+EOF_PY
+    holder=$!
+    ovt_on_exit "kill $holder 2>/dev/null"
+    for _ in $(seq 100); do grep -q connected "$OVT_DIR/holder.out" && return 0; sleep 0.1; done
+    return 1
+}
+holder_ended() { # wait up to 15 s for the holder to see its session end
+    for _ in $(seq 150); do
+        if ! kill -0 "$holder" 2>/dev/null; then
+            grep -q "ended:" "$OVT_DIR/holder.out"
+            return
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+check() { # DESC RESPONSE EXPR
+    if python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if eval(sys.argv[2]) else 1)' "$2" "$3"; then
+        ok "$1"
+    else
+        not_ok "$1 (got: $2)"
+    fi
+}
+
+ovt_check "NBD client connected" holder_start
+check "status lists the NBD session of pc01" "$(ovt_ctl '{"cmd":"status"}')" \
+    'len(r["sessions"]) == 1 and r["sessions"][0]["client"] == "pc01" and r["sessions"][0]["protocol"] == "nbd" and r["sessions"][0]["write_bytes"] >= 4096'
+check "reset without force is refused while connected" \
+    "$(ovt_ctl '{"cmd":"reset","client":"pc01"}')" 'not r["ok"] and "session" in r["error"]'
+check "reset with force" "$(ovt_ctl '{"cmd":"reset","client":"pc01","force":true}')" 'r["ok"]'
+ovt_check "forced reset ended the session" holder_ended
+
+ovt_check "NBD client reconnected" holder_start
+check "kick ends one session" "$(ovt_ctl '{"cmd":"kick","client":"pc01"}')" \
+    'r["ok"] and r["kicked"] == 1'
+ovt_check "kicked client saw its session end" holder_ended
+
+# The client's entry disappears from the store while it is connected (as if
+# edited by another gateway sharing the store): the rescan ends the session.
+ovt_check "NBD client reconnected" holder_start
+mv "$OVT_STORE/clients/pc01" "$OVT_DIR/pc01.moved"
+ovt_check "removed client's session ends at the next rescan" holder_ended
+mv "$OVT_DIR/pc01.moved" "$OVT_STORE/clients/pc01"
+ovt_check "daemon stops cleanly" ovt_stop_daemon
+ovt_done

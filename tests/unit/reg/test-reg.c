@@ -1,0 +1,401 @@
+/* test-reg.c — proxy/reg on a real store in a temporary directory: target
+ * names, initiator resolution and auto-enrolment (store flag and config
+ * override), shared disks, protocol exclusivity, kick with wait, online and
+ * offline reset/commit (with the unit attention a reset raises), rescan. */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <glib/gstdio.h>
+
+#include "reg.h"
+
+#define DISK_SIZE (1024 * 1024)
+#define IQN1 "iqn.2026-11.test:pc01"
+
+struct fixture {
+    char *dir;
+    struct ov_store *store;
+    struct cfg *cfg;
+    struct reg *reg;
+};
+
+struct kick_rec {
+    gint count;
+    char *reason;
+    struct reg_attach *attach; /* detached by a helper thread when set */
+    GThread *detacher;
+};
+
+static void
+setup(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    const char *iqns[] = {IQN1, NULL};
+
+    f->dir = g_dir_make_tmp("test-reg-XXXXXX", &err);
+    g_assert_no_error(err);
+    f->store = ov_store_open(f->dir, true, &err);
+    g_assert_no_error(err);
+    g_assert_true(ov_store_image_create_empty(f->store, "lab", DISK_SIZE, &err));
+    g_assert_true(ov_store_image_create_empty(f->store, "other", DISK_SIZE, &err));
+    g_assert_true(ov_store_client_add(f->store, "pc01", "lab", iqns, NULL, &err));
+    g_assert_no_error(err);
+    f->cfg = cfg_load(NULL, NULL);
+    f->reg = reg_new(f->store, f->cfg);
+}
+
+static void
+teardown(struct fixture *f, gconstpointer data)
+{
+    g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", f->dir);
+
+    reg_free(f->reg);
+    cfg_unref(f->cfg);
+    ov_store_close(f->store);
+    g_assert_cmpint(system(cmd), ==, 0);
+    g_free(f->dir);
+}
+
+static struct reg_attach_params
+params(enum reg_protocol proto, reg_kick_fn kick, void *data)
+{
+    struct reg_attach_params p = {proto, "127.0.0.1:1234", IQN1, kick, data};
+    return p;
+}
+
+static void
+test_names(struct fixture *f, gconstpointer data)
+{
+    g_autofree char *t = reg_target_name(f->reg, "lab");
+    g_autofree char *img = NULL;
+    g_auto(GStrv) images = reg_list_images(f->reg);
+
+    g_assert_cmpstr(t, ==, CFG_DEFAULT_IQN_PREFIX ":lab");
+    img = reg_image_from_target(f->reg, t);
+    g_assert_cmpstr(img, ==, "lab");
+    g_free(img);
+    img = reg_image_from_target(f->reg, "IQN.2026-11.ORG.OVGATE:lab");
+    g_assert_cmpstr(img, ==, "lab");
+    g_assert_null(reg_image_from_target(f->reg, CFG_DEFAULT_IQN_PREFIX ":nosuch"));
+    g_assert_null(reg_image_from_target(f->reg, "iqn.2000-01.com.example:lab"));
+    g_assert_null(reg_image_from_target(f->reg, CFG_DEFAULT_IQN_PREFIX "lab"));
+    g_assert_cmpuint(g_strv_length(images), ==, 2);
+    g_assert_cmpstr(images[0], ==, "lab");
+    g_assert_cmpstr(images[1], ==, "other");
+}
+
+static void
+test_resolve(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *name = reg_resolve_initiator(f->reg, "lab", IQN1, &err);
+
+    g_assert_no_error(err);
+    g_assert_cmpstr(name, ==, "pc01");
+    g_assert_null(reg_resolve_initiator(f->reg, "other", IQN1, &err));
+    g_assert_error(err, REG_ERROR, REG_ERROR_UNKNOWN_INITIATOR);
+    g_clear_error(&err);
+    g_assert_null(reg_resolve_initiator(f->reg, "lab", "iqn.2026-11.test:stranger", &err));
+    g_assert_error(err, REG_ERROR, REG_ERROR_UNKNOWN_INITIATOR);
+    g_assert_nonnull(strstr(err->message, "auto-enrolment is off"));
+    g_clear_error(&err);
+    g_assert_null(reg_resolve_initiator(f->reg, "nosuch", "iqn.2026-11.test:x", &err));
+    g_assert_error(err, REG_ERROR, REG_ERROR_UNKNOWN_TARGET);
+}
+
+static void
+test_auto_enroll(struct fixture *f, gconstpointer data)
+{
+    const char *iqn = "iqn.1993-08.org.debian:01:abcdef";
+    g_autoptr(GError) err = NULL;
+    g_autofree char *name = NULL, *again = NULL, *path = NULL, *long_iqn = NULL;
+    g_autofree char *long_name = NULL;
+    struct ov_client_info *info;
+    struct cfg *cfg;
+    int fd;
+
+    g_assert_true(ov_store_image_set_auto_enroll(f->store, "lab", true, &err));
+    name = reg_resolve_initiator(f->reg, "lab", iqn, &err);
+    g_assert_no_error(err);
+    g_assert_true(ov_store_name_valid(name));
+    info = ov_store_client_find_by_iqn(f->store, iqn, &err);
+    g_assert_no_error(err);
+    g_assert_cmpstr(info->name, ==, name);
+    g_assert_cmpstr(info->image, ==, "lab");
+    ov_client_info_free(info);
+    again = reg_resolve_initiator(f->reg, "lab", iqn, &err);
+    g_assert_cmpstr(again, ==, name);
+    /* an IQN longer than a client name still gets a valid, unique name */
+    long_iqn = g_strdup_printf("iqn.2026-11.test:%0100d", 7);
+    long_name = reg_resolve_initiator(f->reg, "lab", long_iqn, &err);
+    g_assert_no_error(err);
+    g_assert_true(ov_store_name_valid(long_name));
+
+    /* the config file overrides the store's flag */
+    fd = g_file_open_tmp("test-reg-XXXXXX.conf", &path, NULL);
+    close(fd);
+    g_assert_true(g_file_set_contents(path, "[image lab]\nauto-enroll=false\n", -1, NULL));
+    cfg = cfg_load(path, &err);
+    g_assert_no_error(err);
+    g_unlink(path);
+    reg_set_cfg(f->reg, cfg);
+    cfg_unref(cfg);
+    g_assert_null(reg_resolve_initiator(f->reg, "lab", "iqn.2026-11.test:late", &err));
+    g_assert_error(err, REG_ERROR, REG_ERROR_UNKNOWN_INITIATOR);
+    cfg = reg_get_cfg(f->reg);
+    g_assert_cmpint(cfg_get_image(cfg, "lab")->auto_enroll, ==, 0);
+    cfg_unref(cfg);
+}
+
+static void
+test_attach_shared(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    struct reg_attach_params p = params(REG_PROTO_ISCSI, NULL, NULL);
+    struct reg_attach *a = reg_attach_client(f->reg, "pc01", &p, &err);
+    struct reg_attach *b = reg_attach_client(f->reg, "pc01", &p, &err);
+    struct reg_attach_params pn = params(REG_PROTO_NBD, NULL, NULL);
+    g_autoptr(GPtrArray) st = NULL;
+    struct ov_overlay *ov;
+
+    g_assert_no_error(err);
+    g_assert_true(reg_attach_get_view(a) == reg_attach_get_view(b));
+    g_assert_true(reg_attach_get_lu(a) == reg_attach_get_lu(b));
+    g_assert_cmpstr(reg_attach_get_client(a), ==, "pc01");
+    g_assert_false(view_is_read_only(reg_attach_get_view(a)));
+    /* DESIGN rule 1: no second writer over the other protocol */
+    g_assert_null(reg_attach_client(f->reg, "pc01", &pn, &err));
+    g_assert_error(err, REG_ERROR, REG_ERROR_BUSY);
+    g_clear_error(&err);
+    /* the overlay is locked while attached */
+    g_assert_null(ov_store_client_open_overlay(f->store, "pc01", 0, &err));
+    g_assert_error(err, OV_ERROR, OV_ERROR_LOCKED);
+    g_clear_error(&err);
+    st = reg_get_status(f->reg);
+    g_assert_cmpuint(st->len, ==, 2);
+    g_assert_cmpstr(((struct reg_session_status *)st->pdata[0])->client, ==, "pc01");
+    g_assert_cmpstr(((struct reg_session_status *)st->pdata[0])->initiator, ==, IQN1);
+    reg_detach(a);
+    reg_detach(b);
+    reg_detach(NULL);
+    /* closed: the store may open it again */
+    ov = ov_store_client_open_overlay(f->store, "pc01", 0, &err);
+    g_assert_no_error(err);
+    ov_overlay_close(ov, NULL);
+    g_assert_null(reg_attach_client(f->reg, "nobody", &p, &err));
+    g_assert_error(err, REG_ERROR, REG_ERROR_UNKNOWN_INITIATOR);
+}
+
+static void
+test_attach_image(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    struct reg_attach_params p = params(REG_PROTO_NBD, NULL, NULL);
+    struct reg_attach *a = reg_attach_image(f->reg, "lab", &p, &err);
+    struct reg_attach *b = reg_attach_image(f->reg, "lab", &p, &err);
+    uint8_t buf[512];
+
+    g_assert_no_error(err);
+    g_assert_true(reg_attach_get_view(a) == reg_attach_get_view(b));
+    g_assert_true(view_is_read_only(reg_attach_get_view(a)));
+    g_assert_null(reg_attach_get_client(a));
+    g_assert_nonnull(reg_attach_get_lu(a));
+    g_assert_cmpuint(view_get_generation(reg_attach_get_view(a)), ==, 1);
+    g_assert_cmpint(view_pread(reg_attach_get_view(a), buf, sizeof(buf), 0), ==, 0);
+    g_assert_cmpint(view_pwrite(reg_attach_get_view(a), buf, sizeof(buf), 0, 0), ==, -EROFS);
+    reg_detach(a);
+    reg_detach(b);
+    g_assert_null(reg_attach_image(f->reg, "nosuch", &p, &err));
+    g_assert_error(err, REG_ERROR, REG_ERROR_UNKNOWN_TARGET);
+}
+
+static gpointer
+detacher_thread(gpointer data)
+{
+    struct kick_rec *k = data;
+
+    g_usleep(50 * 1000);
+    reg_detach(k->attach);
+    return NULL;
+}
+
+static void
+kick_cb(void *user_data, const char *reason)
+{
+    struct kick_rec *k = user_data;
+
+    g_free(k->reason);
+    k->reason = g_strdup(reason);
+    g_atomic_int_inc(&k->count);
+    /* like a front end: only start ending the session (here: another thread
+     * detaches shortly after) */
+    if (k->attach != NULL)
+        k->detacher = g_thread_new("detach", detacher_thread, k);
+}
+
+static void
+test_kick(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    struct kick_rec k = {0};
+    struct reg_attach_params p = params(REG_PROTO_NBD, kick_cb, &k);
+    struct ov_overlay *ov;
+
+    g_assert_cmpint(reg_kick_client(f->reg, "pc01", "nobody there", true, 1000), ==, 0);
+    k.attach = reg_attach_client(f->reg, "pc01", &p, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(reg_kick_client(f->reg, "pc01", "test kick", true, 5000), ==, 1);
+    g_assert_cmpint(k.count, ==, 1);
+    g_assert_cmpstr(k.reason, ==, "test kick");
+    g_thread_join(k.detacher);
+    /* waited until the disk closed */
+    ov = ov_store_client_open_overlay(f->store, "pc01", 0, &err);
+    g_assert_no_error(err);
+    ov_overlay_close(ov, NULL);
+    g_free(k.reason);
+}
+
+/* TEST UNIT READY through a nexus; returns the sense ASC or 0 for GOOD. */
+static int
+tur_asc(struct sdev_nexus *nx)
+{
+    struct sdev_cmd cmd = {0};
+    int asc = 0;
+
+    cmd.cdb_len = 6;
+    if (sdev_cmd_parse(nx, &cmd))
+        sdev_cmd_exec(nx, &cmd);
+    if (cmd.status == SDEV_STATUS_CHECK_CONDITION)
+        asc = cmd.sense[12];
+    sdev_cmd_clear(&cmd);
+    return asc;
+}
+
+static void
+test_online_reset(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    struct reg_attach_params p = params(REG_PROTO_ISCSI, NULL, NULL);
+    struct reg_attach *a = reg_attach_client(f->reg, "pc01", &p, &err);
+    struct view *v = reg_attach_get_view(a);
+    struct sdev_nexus *nx = sdev_nexus_new(reg_attach_get_lu(a), IQN1 ",i,0x1", "tgt", 1);
+    uint8_t buf[4096], zero[4096] = {0};
+
+    g_assert_no_error(err);
+    g_assert_cmpint(tur_asc(nx), ==, 0x29); /* POWER ON, RESET */
+    g_assert_cmpint(tur_asc(nx), ==, 0);
+    memset(buf, 0xee, sizeof(buf));
+    g_assert_cmpint(view_pwrite(v, buf, sizeof(buf), 8192, 0), ==, 0);
+    g_assert_true(reg_reset_client(f->reg, "pc01", &err));
+    g_assert_no_error(err);
+    /* same view, new empty overlay: the write is gone */
+    g_assert_true(reg_attach_get_view(a) == v);
+    g_assert_cmpint(view_pread(v, buf, sizeof(buf), 8192), ==, 0);
+    g_assert_cmpmem(buf, sizeof(buf), zero, sizeof(zero));
+    g_assert_cmpint(tur_asc(nx), ==, 0x28); /* MEDIUM MAY HAVE CHANGED */
+    g_assert_cmpint(tur_asc(nx), ==, 0);
+    /* and the disk still takes writes */
+    g_assert_cmpint(view_pwrite(v, buf, sizeof(buf), 0, VIEW_FUA), ==, 0);
+    sdev_nexus_free(nx);
+    reg_detach(a);
+}
+
+static void
+test_online_commit(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    struct reg_attach_params p = params(REG_PROTO_ISCSI, NULL, NULL);
+    struct reg_attach *a = reg_attach_client(f->reg, "pc01", &p, &err);
+    struct view *v = reg_attach_get_view(a);
+    struct sdev_nexus *nx = sdev_nexus_new(reg_attach_get_lu(a), IQN1 ",i,0x1", "tgt", 1);
+    uint8_t buf[4096], want[4096];
+    struct ov_overlay_info info;
+    struct ov_image_info *img;
+    g_autoptr(GPtrArray) st = NULL;
+    uint32_t gen = 0;
+
+    g_assert_cmpint(tur_asc(nx), ==, 0x29);
+    memset(want, 0x42, sizeof(want));
+    g_assert_cmpint(view_pwrite(v, want, sizeof(want), 4096, 0), ==, 0);
+    g_assert_true(reg_commit_client(f->reg, "pc01", &gen, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(gen, ==, 2);
+    g_assert_cmpuint(view_get_generation(v), ==, 2);
+    /* invisible to the client: same bytes, no unit attention */
+    g_assert_cmpint(view_pread(v, buf, sizeof(buf), 4096), ==, 0);
+    g_assert_cmpmem(buf, sizeof(buf), want, sizeof(want));
+    g_assert_cmpint(tur_asc(nx), ==, 0);
+    st = reg_get_status(f->reg);
+    g_assert_cmpuint(((struct reg_session_status *)st->pdata[0])->generation, ==, 2);
+    g_assert_cmpint(view_freeze(v), ==, 0);
+    ov_overlay_get_info(view_get_overlay(v), &info);
+    view_thaw(v);
+    g_assert_cmpuint(info.data_granules, ==, 0);
+    img = ov_store_image_get(f->store, "lab", &err);
+    g_assert_cmpuint(img->head, ==, 2);
+    ov_image_info_free(img);
+    sdev_nexus_free(nx);
+    reg_detach(a);
+}
+
+static void
+test_offline_ops(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    uint32_t gen = 0;
+    struct ov_client_info *c;
+
+    g_assert_true(reg_commit_client(f->reg, "pc01", &gen, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(gen, ==, 2);
+    g_assert_true(reg_reset_client(f->reg, "pc01", &err));
+    g_assert_no_error(err);
+    c = ov_store_client_get(f->store, "pc01", &err);
+    g_assert_cmpuint(c->generation, ==, 2);
+    ov_client_info_free(c);
+    g_assert_false(reg_reset_client(f->reg, "nobody", &err));
+    g_assert_nonnull(err);
+    g_clear_error(&err);
+    g_assert_false(reg_reset_client(f->reg, "../etc", &err));
+    g_assert_error(err, REG_ERROR, REG_ERROR_UNKNOWN_INITIATOR);
+}
+
+static void
+test_rescan(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    struct kick_rec k = {0};
+    struct reg_attach_params p = params(REG_PROTO_NBD, kick_cb, &k);
+    struct reg_attach *a = reg_attach_client(f->reg, "pc01", &p, &err);
+    g_autofree char *from = g_build_filename(f->dir, "clients", "pc01", NULL);
+    g_autofree char *to = g_build_filename(f->dir, "pc01.moved", NULL);
+
+    g_assert_no_error(err);
+    reg_rescan(f->reg);
+    g_assert_cmpint(k.count, ==, 0);
+    g_assert_cmpint(g_rename(from, to), ==, 0);
+    reg_rescan(f->reg);
+    g_assert_cmpint(k.count, ==, 1);
+    g_assert_nonnull(strstr(k.reason, "removed"));
+    reg_detach(a);
+    g_assert_cmpint(g_rename(to, from), ==, 0);
+    g_free(k.reason);
+}
+
+int
+main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+#define ADD(path, fn) g_test_add(path, struct fixture, NULL, setup, fn, teardown)
+    ADD("/reg/names", test_names);
+    ADD("/reg/resolve", test_resolve);
+    ADD("/reg/auto-enroll", test_auto_enroll);
+    ADD("/reg/attach-shared", test_attach_shared);
+    ADD("/reg/attach-image", test_attach_image);
+    ADD("/reg/kick-wait", test_kick);
+    ADD("/reg/online-reset", test_online_reset);
+    ADD("/reg/online-commit", test_online_commit);
+    ADD("/reg/offline-reset-commit", test_offline_ops);
+    ADD("/reg/rescan", test_rescan);
+    return g_test_run();
+}
