@@ -1,0 +1,394 @@
+/* cmd.c — SCSI commands over iSCSI: SCSI Command (RFC 7143 §11.3), Data-Out
+ * (§11.7), R2T (§11.8), Data-In (§11.7) and SCSI Response (§11.4).
+ *
+ * Flow of one command:
+ *   1. iscsit_rx_scsi_cmd decodes LUN, CDB (+ extended CDB AHS) and asks
+ *      sdev to parse the CDB. LUN 0 is the client's disk; any other LUN is
+ *      answered by sdev_cmd_exec_no_lun.
+ *   2. Commands without Data-Out run at once. A write becomes a task that
+ *      collects immediate data, unsolicited Data-Out (InitialR2T=No, up to
+ *      FirstBurstLength) and solicited Data-Out: cmd_progress sends R2Ts of
+ *      at most MaxBurstLength each, at most MaxOutstandingR2T at a time, in
+ *      offset order (DataSequenceInOrder=Yes, DataPDUInOrder=Yes).
+ *   3. With all data in, sdev executes; Data-In goes out in PDUs of at most
+ *      the initiator's MaxRecvDataSegmentLength, sequences of at most
+ *      MaxBurstLength, with status in the last one (S bit, "phase collapse")
+ *      when it is GOOD, else in a SCSI Response carrying the sense data.
+ * Residuals (§11.4.5): EDTL is compared with the length the command moves
+ * (the data sdev returned for reads, the CDB's transfer length for writes).
+ * A write whose CDB asks for more than EDTL is refused without writing
+ * (CHECK CONDITION, INVALID FIELD IN INFORMATION UNIT, FCP-4 §9.5.8 b).
+ * Data of a command that will not use it (failed parse, no-LUN, overflow)
+ * is still received — the unsolicited part — and dropped; no R2T asks for
+ * more. Any Data-Out out of sequence (offset, DataSN, TTT) is a protocol
+ * error: Reject, then the connection ends (ERL 0 has no sequence recovery).
+ */
+#include <string.h>
+
+#include "log.h"
+#include "iscsi-int.h"
+
+/* SPC-4 sense for the overflow refusal: ILLEGAL REQUEST, INVALID FIELD IN
+ * INFORMATION UNIT. Built by sdev (iscsi/ never builds sense bytes). */
+#define SENSE_KEY_ILLEGAL_REQUEST 0x05
+#define ASC_INVALID_FIELD_IN_IU 0x0e
+#define ASCQ_INVALID_FIELD_IN_IU 0x03
+#define ASC_INVALID_FIELD_IN_CDB 0x24
+
+void
+iscsit_task_free(struct iscsit_task *task)
+{
+    if (!task)
+        return;
+    sdev_cmd_clear(&task->cmd);
+    g_free(task->buf);
+    if (task->r2ts)
+        g_array_unref(task->r2ts);
+    g_free(task);
+}
+
+/* Residual flags and count for a command that moved `actual` of `edtl`. */
+static uint8_t
+cmd_residual(uint32_t edtl, uint32_t actual, uint32_t *count)
+{
+    if (actual > edtl) {
+        *count = actual - edtl;
+        return ISCSIT_RSP_OVER;
+    }
+    if (actual < edtl) {
+        *count = edtl - actual;
+        return ISCSIT_RSP_UNDER;
+    }
+    *count = 0;
+    return 0;
+}
+
+static void
+cmd_tx_response(struct iscsit_conn *conn, struct iscsit_task *task, uint8_t res_flags,
+                uint32_t residual, uint32_t exp_data_sn)
+{
+    struct iscsit_bhs rsp = {{0}};
+    struct sdev_cmd *cmd = &task->cmd;
+
+    rsp.b[0] = ISCSIT_OP_SCSI_RSP;
+    rsp.b[1] = ISCSIT_FLAG_FINAL | res_flags;
+    rsp.b[2] = 0; /* command completed at target */
+    rsp.b[3] = cmd->status;
+    iscsit_bhs_set32(&rsp, ISCSIT_OFF_ITT, task->itt);
+    iscsit_conn_set_sn(conn, &rsp, true);
+    iscsit_bhs_set32(&rsp, ISCSIT_OFF_DATASN, exp_data_sn);
+    iscsit_bhs_set32(&rsp, ISCSIT_OFF_RESIDUAL, residual);
+    if (cmd->status == SDEV_STATUS_CHECK_CONDITION && cmd->sense_len > 0) {
+        /* RFC 7143 §11.4.7.2: SenseLength (2 bytes) + sense data. */
+        uint32_t slen = MIN(cmd->sense_len, (uint32_t)SDEV_SENSE_MAX);
+        uint8_t *seg = g_malloc(2 + slen);
+
+        seg[0] = slen >> 8;
+        seg[1] = slen & 0xff;
+        memcpy(seg + 2, cmd->sense, slen);
+        iscsit_tx_pdu(conn, &rsp, seg, 2 + slen, seg);
+    } else {
+        iscsit_tx_pdu(conn, &rsp, NULL, 0, NULL);
+    }
+}
+
+/* Data-In PDUs for len bytes of data (R bit set), status in the last when
+ * it is GOOD. Takes cmd->data_in. */
+static void
+cmd_tx_data_in(struct iscsit_conn *conn, struct iscsit_task *task, uint32_t len,
+               uint8_t res_flags, uint32_t residual)
+{
+    struct iscsit_params *p = &conn->sess->params;
+    struct sdev_cmd *cmd = &task->cmd;
+    uint8_t *data = cmd->data_in;
+    bool collapse = cmd->status == SDEV_STATUS_GOOD || cmd->status == SDEV_STATUS_CONDITION_MET;
+    uint32_t off = 0, data_sn = 0, seq_left = p->max_burst_length;
+
+    cmd->data_in = NULL;
+    cmd->data_in_len = 0;
+    while (off < len) {
+        struct iscsit_bhs h = {{0}};
+        uint32_t n = MIN(MIN(len - off, p->max_recv_dsl_initiator), seq_left);
+        bool last = off + n == len;
+
+        h.b[0] = ISCSIT_OP_DATA_IN;
+        seq_left -= n;
+        if (last || seq_left == 0)
+            h.b[1] |= ISCSIT_FLAG_FINAL; /* end of a sequence (MaxBurstLength) */
+        if (seq_left == 0)
+            seq_left = p->max_burst_length;
+        iscsit_bhs_set_lun(&h, task->lun_raw);
+        iscsit_bhs_set32(&h, ISCSIT_OFF_ITT, task->itt);
+        iscsit_bhs_set32(&h, ISCSIT_OFF_TTT, ISCSIT_RSVD_TAG);
+        if (last && collapse) {
+            h.b[1] |= ISCSIT_DATAIN_STATUS | res_flags;
+            h.b[3] = cmd->status;
+            iscsit_bhs_set32(&h, ISCSIT_OFF_RESIDUAL, residual);
+            iscsit_conn_set_sn(conn, &h, true);
+        } else {
+            iscsit_conn_set_sn(conn, &h, false);
+            iscsit_bhs_set32(&h, ISCSIT_OFF_CMDSN, 0); /* StatSN reserved without S */
+        }
+        iscsit_bhs_set32(&h, ISCSIT_OFF_DATASN, data_sn++);
+        iscsit_bhs_set32(&h, ISCSIT_OFF_BUFOFF, off);
+        iscsit_tx_pdu(conn, &h, data + off, n, last ? data : NULL);
+        off += n;
+    }
+    if (len == 0)
+        g_free(data);
+    if (!collapse || len == 0)
+        cmd_tx_response(conn, task, res_flags, residual, data_sn);
+}
+
+/* Execute (if the command is good to go) and answer. */
+static void
+cmd_complete(struct iscsit_conn *conn, struct iscsit_task *task, bool read_bit)
+{
+    struct sdev_cmd *cmd = &task->cmd;
+    uint32_t residual = 0, actual = 0;
+    uint8_t res_flags;
+
+    if (task->parse_ok) {
+        if (cmd->dir == SDEV_DIR_WRITE) {
+            cmd->data_out = task->buf;
+            cmd->data_out_len = task->want;
+        }
+        sdev_cmd_exec(conn->sess->nexus, cmd);
+    } else if (!task->lun_ok && cmd->status == SDEV_STATUS_GOOD && cmd->sense_len == 0) {
+        sdev_cmd_exec_no_lun(cmd);
+    }
+    if (task->refused_len)
+        actual = task->refused_len;
+    else if (cmd->dir == SDEV_DIR_WRITE && task->parse_ok)
+        actual = cmd->xfer_len;
+    else
+        actual = cmd->data_in_len;
+    if (task->edtl == 0 && actual == 0)
+        res_flags = 0;
+    else
+        res_flags = cmd_residual(task->edtl, actual, &residual);
+    if (read_bit && cmd->data_in_len > 0) {
+        cmd_tx_data_in(conn, task, MIN(cmd->data_in_len, task->edtl), res_flags, residual);
+        return;
+    }
+    cmd_tx_response(conn, task, res_flags, residual, 0);
+}
+
+static void
+cmd_tx_r2t(struct iscsit_conn *conn, struct iscsit_task *task, struct iscsit_r2t *r)
+{
+    struct iscsit_bhs h = {{0}};
+
+    h.b[0] = ISCSIT_OP_R2T;
+    h.b[1] = ISCSIT_FLAG_FINAL;
+    iscsit_bhs_set_lun(&h, task->lun_raw);
+    iscsit_bhs_set32(&h, ISCSIT_OFF_ITT, task->itt);
+    iscsit_bhs_set32(&h, ISCSIT_OFF_TTT, r->ttt);
+    iscsit_conn_set_sn(conn, &h, false);
+    iscsit_bhs_set32(&h, ISCSIT_OFF_DATASN, r->r2tsn);
+    iscsit_bhs_set32(&h, ISCSIT_OFF_BUFOFF, r->offset);
+    iscsit_bhs_set32(&h, ISCSIT_OFF_RESIDUAL, r->len);
+    iscsit_tx_pdu(conn, &h, NULL, 0, NULL);
+}
+
+/* Send R2Ts as the window allows; run the command once all data is in.
+ * Returns true when the task finished (and was removed). */
+static bool
+cmd_progress(struct iscsit_conn *conn, struct iscsit_task *task)
+{
+    struct iscsit_params *p = &conn->sess->params;
+
+    /* Solicit what unsolicited data does not cover (RFC 7143 §11.8). */
+    while (task->next_r2t_off < task->want && task->r2ts->len < p->max_outstanding_r2t) {
+        struct iscsit_r2t r = {0};
+
+        r.ttt = conn->next_ttt++;
+        if (r.ttt == ISCSIT_RSVD_TAG)
+            r.ttt = conn->next_ttt++;
+        r.offset = task->next_r2t_off;
+        r.len = MIN(task->want - task->next_r2t_off, p->max_burst_length);
+        r.r2tsn = task->r2tsn++;
+        task->next_r2t_off += r.len;
+        g_array_append_val(task->r2ts, r);
+        cmd_tx_r2t(conn, task, &r);
+    }
+    if (!task->unsol_done || task->r2ts->len > 0 || task->next_r2t_off < task->want)
+        return false;
+    g_hash_table_steal(conn->tasks, GUINT_TO_POINTER(task->itt));
+    cmd_complete(conn, task, false);
+    iscsit_task_free(task);
+    return true;
+}
+
+/* Decode the CDB from the BHS and an extended CDB AHS (RFC 7143 §11.2.2.3). */
+static bool
+cmd_decode_cdb(const struct iscsit_pdu *pdu, struct sdev_cmd *cmd)
+{
+    uint32_t off = 0;
+
+    memcpy(cmd->cdb, pdu->bhs.b + 32, 16);
+    cmd->cdb_len = 16;
+    while (off + 4 <= pdu->ahs_len) {
+        uint16_t alen = (uint16_t)(pdu->ahs[off] << 8 | pdu->ahs[off + 1]);
+        uint8_t type = pdu->ahs[off + 2];
+        uint32_t padded = (alen + 3u) & ~3u;
+
+        if (off + 3 + padded > pdu->ahs_len + 3u || off + 3 + alen > pdu->ahs_len)
+            return false;
+        if (type == ISCSIT_AHS_EXT_CDB) {
+            /* alen counts the reserved byte plus CDB bytes 16.. */
+            if (alen < 2 || 16 + (size_t)alen - 1 > SDEV_CDB_MAX)
+                return false;
+            memcpy(cmd->cdb + 16, pdu->ahs + off + 4, alen - 1u);
+            cmd->cdb_len = 16 + (size_t)alen - 1;
+        } else if (type != ISCSIT_AHS_BIDI_READ_LEN) {
+            return false;
+        }
+        off += 3 + padded + 1;
+        off = (off + 3u) & ~3u;
+    }
+    return true;
+}
+
+void
+iscsit_rx_scsi_cmd(struct iscsit_conn *conn, const struct iscsit_pdu *pdu)
+{
+    struct iscsit_sess *sess = conn->sess;
+    struct iscsit_params *p = &sess->params;
+    uint8_t flags = pdu->bhs.b[1];
+    bool rbit = flags & ISCSIT_CMD_READ, wbit = flags & ISCSIT_CMD_WRITE;
+    struct iscsit_task *task;
+    uint64_t lun;
+
+    task = g_new0(struct iscsit_task, 1);
+    task->itt = iscsit_bhs_get32(&pdu->bhs, ISCSIT_OFF_ITT);
+    task->cmdsn = iscsit_bhs_get32(&pdu->bhs, ISCSIT_OFF_CMDSN);
+    task->lun_raw = iscsit_bhs_get_lun(&pdu->bhs);
+    task->edtl = iscsit_bhs_get32(&pdu->bhs, ISCSIT_OFF_TTT);
+    /* Protocol checks (RFC 7143 §11.3): immediate data only for writes,
+     * negotiated, within FirstBurstLength and EDTL; one task per ITT. */
+    if (!cmd_decode_cdb(pdu, &task->cmd) ||
+        (pdu->data_len > 0 &&
+         (!wbit || !p->immediate_data || pdu->data_len > p->first_burst_length ||
+          pdu->data_len > task->edtl)) ||
+        task->itt == ISCSIT_RSVD_TAG) {
+        iscsit_tx_reject(conn, &pdu->bhs, ISCSIT_REJECT_PROTOCOL);
+        iscsit_task_free(task);
+        return;
+    }
+    if (g_hash_table_contains(conn->tasks, GUINT_TO_POINTER(task->itt))) {
+        iscsit_tx_reject(conn, &pdu->bhs, ISCSIT_REJECT_TASK_IN_PROGRESS);
+        iscsit_task_free(task);
+        return;
+    }
+    task->cmd.task_attr = (enum sdev_task_attr)(flags & ISCSIT_CMD_ATTR_MASK);
+    task->cmd.expected_len = task->edtl;
+    task->lun_ok = iscsit_lun_decode(task->lun_raw, &lun) && lun == 0;
+    task->cmd.lun = task->lun_ok ? 0 : lun;
+    if (rbit && wbit) {
+        /* Bidirectional commands are not supported by the device. */
+        sdev_cmd_set_sense(&task->cmd, SENSE_KEY_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB, 0);
+    } else if (task->lun_ok) {
+        task->parse_ok = sdev_cmd_parse(sess->nexus, &task->cmd);
+    }
+    if (task->parse_ok && task->cmd.dir == SDEV_DIR_WRITE) {
+        uint32_t xfer_len = task->cmd.xfer_len;
+
+        if (xfer_len > task->edtl || !wbit) {
+            /* FCP-4 §9.5.8 b): more data asked for than EDTL: refuse. */
+            sdev_cmd_clear(&task->cmd);
+            sdev_cmd_set_sense(&task->cmd, SENSE_KEY_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_IU,
+                               ASCQ_INVALID_FIELD_IN_IU);
+            task->parse_ok = false;
+            task->refused_len = xfer_len; /* for the overflow residual */
+        } else if (task->cmd.xfer_len > ISCSIT_MAX_TASK_DATA) {
+            sdev_cmd_clear(&task->cmd);
+            sdev_cmd_set_sense(&task->cmd, SENSE_KEY_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB, 0);
+            task->parse_ok = false;
+        } else {
+            task->want = task->cmd.xfer_len;
+        }
+    }
+    if (!wbit || task->edtl == 0) {
+        cmd_complete(conn, task, rbit);
+        iscsit_task_free(task);
+        return;
+    }
+    /* A write (W bit): collect immediate + unsolicited + solicited data. */
+    task->buf = task->want ? g_malloc(task->want) : NULL;
+    task->r2ts = g_array_new(FALSE, FALSE, sizeof(struct iscsit_r2t));
+    if (!p->initial_r2t && !(flags & ISCSIT_FLAG_FINAL))
+        task->unsol_len = MIN(p->first_burst_length, task->edtl);
+    else
+        task->unsol_len = pdu->data_len;
+    if (pdu->data_len > task->unsol_len)
+        task->unsol_len = pdu->data_len;
+    if (task->want)
+        memcpy(task->buf, pdu->data, MIN(pdu->data_len, task->want));
+    task->received = pdu->data_len;
+    task->unsol_done = task->received >= task->unsol_len;
+    task->next_r2t_off = MIN(task->unsol_len, task->want);
+    g_hash_table_insert(conn->tasks, GUINT_TO_POINTER(task->itt), task);
+    cmd_progress(conn, task);
+}
+
+/* A Data-Out that breaks the sequence rules: Reject and end (ERL 0). */
+static void
+cmd_data_out_error(struct iscsit_conn *conn, const struct iscsit_pdu *pdu, const char *why)
+{
+    LOG_RATELIMITED(G_LOG_LEVEL_MESSAGE, 10, 5, "iSCSI: %s: bad Data-Out: %s", conn->peer, why);
+    iscsit_tx_reject(conn, &pdu->bhs, ISCSIT_REJECT_PROTOCOL);
+    conn->closing = true;
+}
+
+void
+iscsit_rx_data_out(struct iscsit_conn *conn, const struct iscsit_pdu *pdu)
+{
+    uint32_t itt = iscsit_bhs_get32(&pdu->bhs, ISCSIT_OFF_ITT);
+    uint32_t ttt = iscsit_bhs_get32(&pdu->bhs, ISCSIT_OFF_TTT);
+    uint32_t data_sn = iscsit_bhs_get32(&pdu->bhs, ISCSIT_OFF_DATASN);
+    uint32_t off = iscsit_bhs_get32(&pdu->bhs, ISCSIT_OFF_BUFOFF);
+    bool final = pdu->bhs.b[1] & ISCSIT_FLAG_FINAL;
+    uint32_t len = pdu->data_len;
+    struct iscsit_task *task = g_hash_table_lookup(conn->tasks, GUINT_TO_POINTER(itt));
+
+    if (!task) {
+        /* Data for a task that was aborted or already answered: drop it
+         * (RFC 7143 §11.5.1, data in flight after ABORT TASK). */
+        g_debug("iSCSI: %s: Data-Out for unknown ITT 0x%08x dropped", conn->peer, itt);
+        return;
+    }
+    if ((uint64_t)off + len > task->edtl)
+        return cmd_data_out_error(conn, pdu, "data beyond the expected transfer length");
+    if (ttt == ISCSIT_RSVD_TAG) {
+        if (task->unsol_done || off != task->received || off + len > task->unsol_len ||
+            data_sn != task->unsol_data_sn)
+            return cmd_data_out_error(conn, pdu, "unsolicited data out of sequence");
+        task->unsol_data_sn++;
+        if (final || off + len == task->unsol_len)
+            task->unsol_done = true;
+        if (final && off + len != task->unsol_len)
+            return cmd_data_out_error(conn, pdu, "unsolicited burst ended early");
+    } else {
+        struct iscsit_r2t *r = NULL;
+        guint i;
+
+        for (i = 0; i < task->r2ts->len && !r; i++)
+            if (g_array_index(task->r2ts, struct iscsit_r2t, i).ttt == ttt)
+                r = &g_array_index(task->r2ts, struct iscsit_r2t, i);
+        if (!r)
+            return cmd_data_out_error(conn, pdu, "unknown Target Transfer Tag");
+        if (off != r->offset + r->got || r->got + len > r->len || data_sn != r->data_sn)
+            return cmd_data_out_error(conn, pdu, "solicited data out of sequence");
+        r->got += len;
+        r->data_sn++;
+        if (final != (r->got == r->len))
+            return cmd_data_out_error(conn, pdu, "F bit does not end the R2T's burst");
+        if (final)
+            g_array_remove_index(task->r2ts, i - 1);
+    }
+    if (off < task->want)
+        memcpy(task->buf + off, pdu->data, MIN(len, task->want - off));
+    task->received = MAX(task->received, off + len);
+    cmd_progress(conn, task);
+}
