@@ -94,7 +94,7 @@ static uint32_t
 claim_writer(struct nbdsrv *srv, struct nbdsrv_conn *conn, const char *client,
              const struct cfg_client *ccfg, char **msg)
 {
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&srv->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&srv->lock);
     gint64 deadline = g_get_monotonic_time() + REPLACE_WAIT_US;
     struct nbdsrv_conn *kicked = NULL;
 
@@ -167,6 +167,9 @@ export_from_view(const char *name, struct reg_attach *attach)
     exp->granule = view_get_granule(view);
     exp->read_only = view_is_read_only(view);
     exp->multi_conn = exp->read_only && client == NULL;
+    /* view_zero turns whole granules into ZERO map entries and writes at
+     * most one partial granule at each end (NO_HOLE included). */
+    exp->fast_zero = !exp->read_only;
     exp->ops = &view_disk_ops;
     exp->disk = view;
     exp->priv = attach;

@@ -287,6 +287,8 @@ opt_meta_context(struct nbdsrv_conn *conn, uint32_t opt, const uint8_t *data, si
         if (sel & (1u << i))
             meta_context_reply(conn, opt, list ? 0 : nbdsrv_meta_id(i), nbdsrv_meta_name(i));
     }
+    g_debug("%s: %s for '%s': %u queries select contexts 0x%x", conn->peer,
+            nbdsrv_opt_name(opt), name, req->n_queries, sel);
     if (!list) {
         conn->meta = sel;
         g_free(conn->meta_export);

@@ -221,6 +221,7 @@ struct nbdsrv_export {
     uint32_t granule;  /* preferred block size */
     bool read_only;
     bool multi_conn;   /* NBD_FLAG_CAN_MULTI_CONN holds (docs/nbd.md) */
+    bool fast_zero;    /* WRITE_ZEROES is a metadata update, never a data write */
     const struct nbdsrv_disk_ops *ops;
     void *disk;
     void *priv;        /* the export provider's */

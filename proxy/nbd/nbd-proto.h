@@ -33,9 +33,9 @@
 #define NBD_OPT_INFO 6u
 #define NBD_OPT_GO 7u
 #define NBD_OPT_STRUCTURED_REPLY 8u
-#define NBD_OPT_LIST_META_CONTEXT 10u
-#define NBD_OPT_SET_META_CONTEXT 11u
-#define NBD_OPT_EXTENDED_HEADERS 16u
+#define NBD_OPT_LIST_META_CONTEXT 9u
+#define NBD_OPT_SET_META_CONTEXT 10u
+#define NBD_OPT_EXTENDED_HEADERS 11u
 
 /* Option reply types; errors have bit 31 set. */
 #define NBD_REP_ACK 1u

@@ -75,7 +75,7 @@ nbdsrv_get_cfg(struct nbdsrv *srv)
 bool
 nbdsrv_is_shutting_down(struct nbdsrv *srv)
 {
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&srv->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&srv->lock);
 
     return srv->shutting_down;
 }

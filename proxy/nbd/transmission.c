@@ -15,9 +15,10 @@
  *   there; larger ones are read into their own buffer. A write that is
  *   refused (range, read-only, flags, too large) still has its payload
  *   consumed, so the stream stays in step and the connection usable.
- * - WRITE_ZEROES with FAST_ZERO: on our views zeroing whole granules is a
- *   map update, so it is fast unless NO_HOLE asks for allocated zeros,
- *   which means writing them: then ENOTSUP (proto.md: fail fast).
+ * - WRITE_ZEROES with FAST_ZERO: the export says whether zeroing is fast
+ *   (exp->fast_zero); if not, ENOTSUP at once (proto.md: fail fast, the
+ *   client then writes zeros itself). On client views zeroing is a map
+ *   update (whole granules become ZERO, NO_HOLE included), so it is fast.
  * - Flush and FUA block this connection only (docs/concurrency.md).
  */
 #include <errno.h>
@@ -232,13 +233,12 @@ cmd_zero(struct nbdsrv_conn *conn, const struct nbdsrv_request *req)
     const struct nbdsrv_export *exp = conn->exp;
     unsigned vflags = (req->flags & NBD_CMD_FLAG_FUA) ? VIEW_FUA : 0;
 
-    if (req->type == NBD_CMD_WRITE_ZEROES && (req->flags & NBD_CMD_FLAG_NO_HOLE)) {
-        if (req->flags & NBD_CMD_FLAG_FAST_ZERO) {
-            reply_error(conn, req, NBD_ENOTSUP, "allocated zeroes are not fast here");
-            return;
-        }
-        vflags |= VIEW_NO_UNMAP;
+    if ((req->flags & NBD_CMD_FLAG_FAST_ZERO) && !exp->fast_zero) {
+        reply_error(conn, req, NBD_ENOTSUP, "zeroing is not fast on this export");
+        return;
     }
+    if (req->flags & NBD_CMD_FLAG_NO_HOLE)
+        vflags |= VIEW_NO_UNMAP;
     int rc = exp->ops->zero(exp->disk, req->offset, req->length, vflags);
     if (rc < 0)
         reply_errno(conn, req, rc);
