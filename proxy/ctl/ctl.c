@@ -370,7 +370,7 @@ ctl_conn_read_done(GObject *src, GAsyncResult *res, gpointer data)
 static void
 ctl_conn_process(struct ctl_conn *c)
 {
-    const char *nl = memchr(c->buf->str, '\n', c->buf->len);
+    const char *nl = memchr(c->buf->str, '\n', MIN(c->buf->len, (gsize)CTL_MAX_LINE + 1));
     GInputStream *in;
 
     if (nl != NULL) {
@@ -378,11 +378,6 @@ ctl_conn_process(struct ctl_conn *c)
         g_autofree char *line = g_strndup(c->buf->str, len);
 
         g_string_erase(c->buf, 0, (gssize)len + 1);
-        if (len > CTL_MAX_LINE) {
-            c->closing = true;
-            ctl_conn_reply(c, ctl_error_response("request line too long"));
-            return;
-        }
         ctl_conn_request(c, line, len);
         return;
     }
