@@ -6,6 +6,7 @@
  * that need the running daemon (status, and reset/commit of a connected
  * client) talk to ovgated over its control socket (ctl-client.c).
  */
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +156,8 @@ dispatch(struct ovctl *ctx, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
+    setlocale(LC_ALL, "");
+    setlocale(LC_NUMERIC, "C"); /* "1.5 GiB" in every locale: scripts parse it */
     struct ovctl ctx = {0};
     const char *env = g_getenv("OVGATE_STORE");
     ctx.store_dir = g_strdup(env && *env ? env : OVGATE_DEFAULT_STORE);

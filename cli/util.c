@@ -74,10 +74,8 @@ ovctl_parse(struct ovctl *ctx, const GOptionEntry *entries, bool json_ok, int *a
     g_option_context_set_summary(oc, summary);
     if (entries)
         g_option_context_add_main_entries(oc, entries, NULL);
-    GOptionGroup *g =
-        g_option_group_new("common", "Common options:", "Show common options", NULL, NULL);
-    g_option_group_add_entries(g, json_ok ? common : (GOptionEntry[]){common[0], common[1], {0}});
-    g_option_context_add_group(oc, g);
+    g_option_context_add_main_entries(
+        oc, json_ok ? common : (GOptionEntry[]){common[0], common[1], {NULL}}, NULL);
     bool ok = g_option_context_parse(oc, argc, argv, error);
     g_option_context_free(oc);
     if (store) {

@@ -7,8 +7,8 @@
  *    an image cannot be read, no generation of that image is removed: gc
  *    never guesses.
  *  - N.raw files without N.conf (a publish or removal interrupted by a crash)
- *    and stale NAME.tmp-XXXXXX files of atomic writes in image directories
- *    (those are only written under the store lock, which gc holds);
+ *    and stale NAME.tmp-XXXXXX files of atomic writes in image and client
+ *    directories (those are only written under the store lock, which gc holds);
  *  - entries of STORE/tmp whose creator is gone (their flock is free).
  * Removal order for a generation: N.conf first (the generation stops
  * existing), then N.raw.
@@ -30,6 +30,36 @@ struct gc_use {
     GHashTable *unreadable;  /* image -> NULL: some overlay of it cannot be read */
 };
 
+/* Remove stale NAME.tmp-XXXXXX files of atomic writes in dir (in image and
+ * client directories those are only written under the store lock, which gc
+ * holds) and, with orphans, N.raw files without N.conf. */
+static bool
+gc_sweep_dir(const char *dir, bool orphans, GString *report, GError **error)
+{
+    GDir *d = g_dir_open(dir, 0, NULL);
+    if (!d)
+        return store_fail_errno(error, errno, "cannot list %s", dir);
+    const char *file;
+    bool ok = true;
+    while (ok && (file = g_dir_read_name(d)) != NULL) {
+        g_autofree char *path = g_build_filename(dir, file, NULL);
+        bool stale = strstr(file, ".tmp-") != NULL;
+        if (!stale && orphans && g_str_has_suffix(file, ".raw")) {
+            g_autofree char *base = g_strndup(file, strlen(file) - 4);
+            g_autofree char *conf = g_strdup_printf("%s/%s.conf", dir, base);
+            stale = !g_file_test(conf, G_FILE_TEST_EXISTS);
+        }
+        if (!stale || !g_file_test(path, G_FILE_TEST_IS_REGULAR))
+            continue;
+        if (unlink(path) < 0 && errno != ENOENT)
+            ok = store_fail_errno(error, errno, "cannot remove %s", path);
+        else
+            g_string_append_printf(report, "removed leftover file %s\n", path);
+    }
+    g_dir_close(d);
+    return ok;
+}
+
 static bool
 gc_collect_use(struct ov_store *store, struct gc_use *use, GString *report, GError **error)
 {
@@ -38,6 +68,9 @@ gc_collect_use(struct ov_store *store, struct gc_use *use, GString *report, GErr
         return false;
     for (guint i = 0; i < clients->len; i++) {
         struct ov_client_info *c = clients->pdata[i];
+        g_autofree char *dir = store_client_dir(store, c->name);
+        if (!gc_sweep_dir(dir, false, report, error))
+            return false;
         struct ov_base_id id;
         g_autoptr(GError) local = NULL;
         if (ov_overlay_read_base_id(c->overlay_path, &id, &local)) {
@@ -71,33 +104,13 @@ gc_remove_generation(struct ov_store *store, const char *image, struct ov_genera
     return true;
 }
 
-/* Remove N.raw without N.conf and stale atomic-write temporaries. */
 static bool
-gc_sweep_gen_dir(struct ov_store *store, const char *image, GString *report, GError **error)
+gc_sweep_image(struct ov_store *store, const char *image, GString *report, GError **error)
 {
-    g_autofree char *dir = g_build_filename(store->images_dir, image, STORE_GEN_DIR, NULL);
-    GDir *d = g_dir_open(dir, 0, NULL);
-    if (!d)
-        return store_fail_errno(error, errno, "cannot list %s", dir);
-    const char *file;
-    bool ok = true;
-    while (ok && (file = g_dir_read_name(d)) != NULL) {
-        g_autofree char *path = g_build_filename(dir, file, NULL);
-        bool stale = strstr(file, ".tmp-") != NULL;
-        if (!stale && g_str_has_suffix(file, ".raw")) {
-            g_autofree char *base = g_strndup(file, strlen(file) - 4);
-            g_autofree char *conf = g_strdup_printf("%s/%s.conf", dir, base);
-            stale = !g_file_test(conf, G_FILE_TEST_EXISTS);
-        }
-        if (!stale)
-            continue;
-        if (unlink(path) < 0 && errno != ENOENT)
-            ok = store_fail_errno(error, errno, "cannot remove %s", path);
-        else
-            g_string_append_printf(report, "removed leftover file %s\n", path);
-    }
-    g_dir_close(d);
-    return ok;
+    g_autofree char *dir = store_image_dir(store, image);
+    g_autofree char *gen_dir = g_build_filename(dir, STORE_GEN_DIR, NULL);
+    return gc_sweep_dir(dir, false, report, error) &&
+           gc_sweep_dir(gen_dir, true, report, error);
 }
 
 static bool
@@ -108,7 +121,7 @@ gc_images(struct ov_store *store, struct gc_use *use, GString *report, GError **
         return false;
     for (guint i = 0; i < images->len; i++) {
         struct ov_image_info *img = images->pdata[i];
-        if (!gc_sweep_gen_dir(store, img->name, report, error))
+        if (!gc_sweep_image(store, img->name, report, error))
             return false;
         if (g_hash_table_contains(use->unreadable, img->name))
             continue;

@@ -16,7 +16,7 @@ run ovctl image info lab
 ls "$STORE/images/lab/gen"
 # Debris of an interrupted command: an unlocked temporary, an orphan raw.
 mkdir "$STORE/tmp/image-abc123" && touch "$STORE/tmp/image-abc123/x"
-touch "$STORE/images/lab/gen/7.raw"
+touch "$STORE/images/lab/gen/7.raw" "$STORE/images/lab/image.conf.tmp-Ab12Cd" "$STORE/clients/a/overlay.ovl.tmp-Ef34Gh"
 run ovctl gc
-ls "$STORE/tmp" "$STORE/images/lab/gen"
+ls "$STORE/tmp" "$STORE/images/lab" "$STORE/images/lab/gen" "$STORE/clients/a"
 run ovctl gc

@@ -2,6 +2,7 @@
 . "$CLI_LIB"
 run ovctl --version
 run ovctl --help
+run ovctl image create --help
 run ovctl image list
 run ovctl init
 run ovctl init

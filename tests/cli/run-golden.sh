@@ -15,6 +15,7 @@ trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
 work="$tmp/work"
+export LC_ALL=C.UTF-8 # fixed message catalogue and number format
 mkdir "$work" || exit 1
 (cd "$work" && CLI_TMP="$work" bash "$script") > "$tmp/output" 2>&1
 echo "[script exit $?]" >> "$tmp/output"
