@@ -45,12 +45,7 @@ ovctl_cmd_image_create(struct ovctl *ctx, int argc, char **argv)
     struct ov_store *store = ovctl_open_store(ctx, false, &error);
     if (!store)
         return ovctl_fail(error);
-    bool ok = from ? ov_store_image_create_from_file(store, name, from, &error)
-                   : ov_store_image_create_empty(store, name, size, &error);
-    if (ok && auto_enroll && !ov_store_image_set_auto_enroll(store, name, true, &error)) {
-        ov_store_image_remove(store, name, NULL); /* no half-done image */
-        ok = false;
-    }
+    bool ok = ov_store_image_create(store, name, from, size, auto_enroll, &error);
     struct ov_image_info *info = ok ? ov_store_image_get(store, name, &error) : NULL;
     int rc = OVCTL_EXIT_OK;
     if (info) {

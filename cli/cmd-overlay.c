@@ -1,6 +1,7 @@
 /* cmd-overlay.c — ovctl overlay info|map and ovctl check: inspecting a
  * client's overlay. Inspection works while ovgated serves the client: the
- * overlay is opened read-only without a lock (OV_OPEN_NO_LOCK). */
+ * overlay is opened read-only without a lock (OV_OPEN_NO_LOCK), and whether
+ * it is connected is only tested (ov_store_client_connected). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,22 +11,14 @@
 
 #include "ovctl.h"
 
-/* Open for inspection; *connected tells whether a writer holds it. */
+/* Open for inspection without any lock, so that a look never gets in the way
+ * of ovgated attaching the client; *connected tells whether a writer holds it. */
 static struct ov_overlay *
 open_for_inspection(struct ov_store *store, const char *client, bool *connected,
                     GError **error)
 {
-    g_autoptr(GError) local = NULL;
-    struct ov_overlay *ov =
-        ov_store_client_open_overlay(store, client, OV_OPEN_READ_ONLY, &local);
-    *connected = false;
-    if (ov)
-        return ov;
-    if (!g_error_matches(local, OV_ERROR, OV_ERROR_LOCKED)) {
-        g_propagate_error(error, g_steal_pointer(&local));
+    if (!ov_store_client_connected(store, client, connected, error))
         return NULL;
-    }
-    *connected = true;
     return ov_store_client_open_overlay(store, client, OV_OPEN_READ_ONLY | OV_OPEN_NO_LOCK,
                                         error);
 }

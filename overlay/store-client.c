@@ -415,6 +415,31 @@ client_hold(const struct ov_client_info *c, GError **error)
     return -1;
 }
 
+bool
+ov_store_client_connected(struct ov_store *store, const char *name, bool *connected,
+                          GError **error)
+{
+    struct ov_client_info *c = client_read(store, name, error);
+    if (!c)
+        return false;
+    bool ok = true;
+    *connected = false;
+    int fd = open(c->overlay_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != ENOENT)
+            ok = store_fail_errno(error, errno, "cannot open overlay %s", c->overlay_path);
+    } else {
+        struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+        if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
+            ok = store_fail_errno(error, errno, "cannot test the lock of %s", c->overlay_path);
+        else
+            *connected = fl.l_type != F_UNLCK;
+        close(fd);
+    }
+    ov_client_info_free(c);
+    return ok;
+}
+
 static void
 client_release(int fd)
 {

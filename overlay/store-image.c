@@ -274,7 +274,7 @@ fill_gen1(int fd, int src_fd, uint64_t size, GError **error)
 
 static bool
 image_create(struct ov_store *store, const char *name, int src_fd, uint64_t size,
-             const char *source, GError **error)
+             const char *source, bool auto_enroll, GError **error)
 {
     if (!check_name("image", name, error))
         return false;
@@ -302,7 +302,7 @@ image_create(struct ov_store *store, const char *name, int src_fd, uint64_t size
         ok = store_fail_errno(error, errno, "cannot write %s", raw);
     ok = ok && store_fsync_dir(gen_dir, error) &&
          store_gen_write_conf(tmp.path, 1, uuid, size, now, source, error) &&
-         store_image_write_conf(store, tmp.path, 1, false, now, error) &&
+         store_image_write_conf(store, tmp.path, 1, auto_enroll, now, error) &&
          store_fsync_dir(tmp.path, error);
     if (ok) {
         int lock = store_lock(store, true, error);
@@ -320,9 +320,9 @@ image_create(struct ov_store *store, const char *name, int src_fd, uint64_t size
     return ok;
 }
 
-bool
-ov_store_image_create_from_file(struct ov_store *store, const char *name, const char *raw_path,
-                                GError **error)
+static bool
+create_from_file(struct ov_store *store, const char *name, const char *raw_path, bool auto_enroll,
+                 GError **error)
 {
     if (!check_name("image", name, error))
         return false;
@@ -349,22 +349,38 @@ ov_store_image_create_from_file(struct ov_store *store, const char *name, const 
     if (ok) {
         g_autofree char *abs = g_canonicalize_filename(raw_path, NULL);
         g_autofree char *source = g_strconcat("file:", abs, NULL);
-        ok = image_create(store, name, fd, (uint64_t)end, source, error);
+        ok = image_create(store, name, fd, (uint64_t)end, source, auto_enroll, error);
     }
     close(fd);
     return ok;
 }
 
 bool
-ov_store_image_create_empty(struct ov_store *store, const char *name, uint64_t size,
-                            GError **error)
+ov_store_image_create(struct ov_store *store, const char *name, const char *raw_path,
+                      uint64_t size, bool auto_enroll, GError **error)
 {
+    if (raw_path)
+        return create_from_file(store, name, raw_path, auto_enroll, error);
     if (size == 0 || size % 512 != 0 || size > (uint64_t)INT64_MAX) {
         g_set_error(error, OV_ERROR, OV_ERROR_INVALID,
                     "image size %" PRIu64 " is not a positive multiple of 512 bytes", size);
         return false;
     }
-    return image_create(store, name, -1, size, "empty", error);
+    return image_create(store, name, -1, size, "empty", auto_enroll, error);
+}
+
+bool
+ov_store_image_create_from_file(struct ov_store *store, const char *name, const char *raw_path,
+                                GError **error)
+{
+    return ov_store_image_create(store, name, raw_path, 0, false, error);
+}
+
+bool
+ov_store_image_create_empty(struct ov_store *store, const char *name, uint64_t size,
+                            GError **error)
+{
+    return ov_store_image_create(store, name, NULL, size, false, error);
 }
 
 /* ---------------------------------------------------------- set, remove */

@@ -91,6 +91,11 @@ OV_PUBLIC bool ov_store_image_create_from_file(struct ov_store *store, const cha
  * (a multiple of 512, > 0). */
 OV_PUBLIC bool ov_store_image_create_empty(struct ov_store *store, const char *name,
                                            uint64_t size, GError **error);
+/* Either of the two above in one atomic step with the image's settings:
+ * from raw_path, or (raw_path NULL) an empty disk of size bytes. */
+OV_PUBLIC bool ov_store_image_create(struct ov_store *store, const char *name,
+                                     const char *raw_path, uint64_t size, bool auto_enroll,
+                                     GError **error);
 /* Caller frees with ov_image_info_free. */
 OV_PUBLIC struct ov_image_info *ov_store_image_get(struct ov_store *store, const char *name,
                                                    GError **error);
@@ -119,6 +124,12 @@ OV_PUBLIC struct ov_client_info *ov_store_client_get(struct ov_store *store, con
 OV_PUBLIC struct ov_client_info *ov_store_client_find_by_iqn(struct ov_store *store,
                                                              const char *iqn, GError **error);
 OV_PUBLIC GPtrArray *ov_store_client_list(struct ov_store *store, GError **error);
+
+/* Whether a writer (ovgated serving the client) holds the client's overlay.
+ * Only tests the lock (F_OFD_GETLK), never takes it, so it cannot get in
+ * the way of the daemon attaching the client at the same moment. */
+OV_PUBLIC bool ov_store_client_connected(struct ov_store *store, const char *name,
+                                         bool *connected, GError **error);
 
 /* Open the client's overlay (on its recorded generation) with the given
  * ov_open_flags. Caller closes with ov_overlay_close. */

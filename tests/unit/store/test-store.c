@@ -260,6 +260,15 @@ test_image_create(struct fixture *f, gconstpointer data)
     img = ov_store_image_get(f->store, "lab", &error);
     g_assert_true(img->auto_enroll);
     ov_image_info_free(img);
+
+    /* created with auto-enroll in one step */
+    g_assert_true(ov_store_image_create(f->store, "auto", NULL, MiB, true, &error));
+    g_assert_no_error(error);
+    img = ov_store_image_get(f->store, "auto", &error);
+    g_assert_true(img->auto_enroll);
+    g_assert_cmpstr(((struct ov_generation_info *)img->generations->pdata[0])->source, ==,
+                    "empty");
+    ov_image_info_free(img);
     g_assert_cmpuint(count_tmp(f), ==, 0);
 }
 
@@ -430,8 +439,16 @@ test_locked(struct fixture *f, gconstpointer data)
     g_assert_true(ov_store_image_create_empty(f->store, "lab", 2 * MiB, &error));
     g_assert_true(ov_store_client_add(f->store, "pc1", "lab", NULL, NULL, &error));
     client_write(f, "pc1", 0, 4096, 0x11);
+    bool connected = true;
+    g_assert_true(ov_store_client_connected(f->store, "pc1", &connected, &error));
+    g_assert_false(connected);
     struct ov_overlay *ov = ov_store_client_open_overlay(f->store, "pc1", 0, &error);
     g_assert_no_error(error);
+    g_assert_true(ov_store_client_connected(f->store, "pc1", &connected, &error));
+    g_assert_true(connected);
+    g_assert_false(ov_store_client_connected(f->store, "nope", &connected, &error));
+    g_assert_error(error, OV_ERROR, OV_ERROR_NOT_FOUND);
+    g_clear_error(&error);
 
     g_assert_null(ov_store_client_open_overlay(f->store, "pc1", 0, &error));
     g_assert_error(error, OV_ERROR, OV_ERROR_LOCKED);
@@ -511,6 +528,8 @@ test_commit_gc(struct fixture *f, gconstpointer data)
     struct stat st;
     g_assert_cmpint(stat(g2->path, &st), ==, 0);
     g_assert_cmpint(st.st_mode & 0777, ==, 0444);
+    /* the base's hole and a's zeroed ranges hold no space in generation 2 */
+    g_assert_cmpuint((uint64_t)st.st_blocks * 512, <, 2 * MiB);
     ov_image_info_free(img);
 
     g_autofree char *gen1_after = sha256_file(gen1_path);
