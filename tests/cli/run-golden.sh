@@ -5,7 +5,8 @@
 # with $CLI_LIB sourced for helpers; its stdout and stderr together are
 # normalised (the temporary path -> TMP, UUIDs -> UUID, times -> TIME,
 # on-disk sizes -> N) and compared with EXPECTED. Exit 0 when they match,
-# 1 with a diff otherwise. The temporary directory is always removed.
+# 1 with a diff otherwise, 77 (skip) when SCRIPT exits 77. The temporary
+# directory is always removed.
 # Set CLI_UPDATE=1 to rewrite EXPECTED from the actual output.
 set -u
 script=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
@@ -18,7 +19,12 @@ work="$tmp/work"
 export LC_ALL=C.UTF-8 # fixed message catalogue and number format
 mkdir "$work" || exit 1
 (cd "$work" && CLI_TMP="$work" bash "$script") > "$tmp/output" 2>&1
-echo "[script exit $?]" >> "$tmp/output"
+rc=$?
+if [ "$rc" -eq 77 ]; then
+    echo "$(basename "$script"): skipped (a tool it needs is missing)"
+    exit 77
+fi
+echo "[script exit $rc]" >> "$tmp/output"
 
 sed -E \
     -e "s#$work#TMP#g" \
