@@ -45,8 +45,7 @@ ovctl_cmd_client_add(struct ovctl *ctx, int argc, char **argv)
         {NULL},
     };
     if (!ovctl_parse(ctx, entries, false, &argc, &argv, 1, "CLIENT",
-                     "Add a client on its image's head generation with an empty overlay.",
-                     &error))
+                     "Add a client on its image's head generation with an empty overlay.", &error))
         return ovctl_fail(error);
     if (!image) {
         g_set_error(&error, OVCTL_ERROR, OVCTL_ERROR_USAGE,
@@ -63,8 +62,7 @@ ovctl_cmd_client_add(struct ovctl *ctx, int argc, char **argv)
     ov_store_close(store);
     if (!c)
         return ovctl_fail(error);
-    printf("added client %s: image %s generation %" PRIu32 "\n", c->name, c->image,
-           c->generation);
+    printf("added client %s: image %s generation %" PRIu32 "\n", c->name, c->image, c->generation);
     ov_client_info_free(c);
     return OVCTL_EXIT_OK;
 }
@@ -130,8 +128,8 @@ ovctl_cmd_client_list(struct ovctl *ctx, int argc, char **argv)
     struct ovctl_table *t = ovctl_table_new(header);
     for (guint i = 0; i < clients->len; i++) {
         struct ov_client_info *c = clients->pdata[i];
-        g_autofree char *gen = c->generation ? g_strdup_printf("%" PRIu32, c->generation)
-                                             : g_strdup("?");
+        g_autofree char *gen =
+            c->generation ? g_strdup_printf("%" PRIu32, c->generation) : g_strdup("?");
         g_autofree char *iqns = join_or_dash(c->iqns);
         g_autofree char *macs = join_or_dash(c->macs);
         ovctl_table_add(t, c->name, c->image, gen, iqns, macs, NULL);

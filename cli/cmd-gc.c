@@ -10,8 +10,7 @@ ovctl_cmd_gc(struct ovctl *ctx, int argc, char **argv)
 {
     g_autoptr(GError) error = NULL;
     if (!ovctl_parse(ctx, NULL, false, &argc, &argv, 0, "",
-                     "Remove generations that are not a head and on which no client sits.",
-                     &error))
+                     "Remove generations that are not a head and on which no client sits.", &error))
         return ovctl_fail(error);
     struct ov_store *store = ovctl_open_store(ctx, false, &error);
     if (!store)

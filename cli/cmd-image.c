@@ -105,8 +105,7 @@ ovctl_cmd_image_list(struct ovctl *ctx, int argc, char **argv)
             json_builder_set_member_name(b, "generations");
             json_builder_add_int_value(b, img->generations->len);
             json_builder_set_member_name(b, "clients");
-            json_builder_add_int_value(
-                b, GPOINTER_TO_UINT(g_hash_table_lookup(counts, img->name)));
+            json_builder_add_int_value(b, GPOINTER_TO_UINT(g_hash_table_lookup(counts, img->name)));
             json_builder_set_member_name(b, "auto_enroll");
             json_builder_add_boolean_value(b, img->auto_enroll);
             json_builder_end_object(b);
@@ -115,18 +114,16 @@ ovctl_cmd_image_list(struct ovctl *ctx, int argc, char **argv)
         ovctl_json_print(b);
         return OVCTL_EXIT_OK;
     }
-    const char *header[] = {"NAME", "HEAD", "SIZE", "GENERATIONS", "CLIENTS", "AUTO-ENROLL",
-                            NULL};
+    const char *header[] = {"NAME", "HEAD", "SIZE", "GENERATIONS", "CLIENTS", "AUTO-ENROLL", NULL};
     struct ovctl_table *t = ovctl_table_new(header);
     for (guint i = 0; i < images->len; i++) {
         struct ov_image_info *img = images->pdata[i];
         g_autofree char *head = g_strdup_printf("%" PRIu32, img->head);
         g_autofree char *size = ovctl_format_size(img->size);
         g_autofree char *gens = g_strdup_printf("%u", img->generations->len);
-        g_autofree char *n = g_strdup_printf(
-            "%u", GPOINTER_TO_UINT(g_hash_table_lookup(counts, img->name)));
-        ovctl_table_add(t, img->name, head, size, gens, n, img->auto_enroll ? "on" : "off",
-                        NULL);
+        g_autofree char *n =
+            g_strdup_printf("%u", GPOINTER_TO_UINT(g_hash_table_lookup(counts, img->name)));
+        ovctl_table_add(t, img->name, head, size, gens, n, img->auto_enroll ? "on" : "off", NULL);
     }
     ovctl_table_print(t);
     return OVCTL_EXIT_OK;
@@ -253,8 +250,8 @@ ovctl_cmd_image_set(struct ovctl *ctx, int argc, char **argv)
          "Unknown initiators become clients on first login", "on|off"},
         {NULL},
     };
-    if (!ovctl_parse(ctx, entries, false, &argc, &argv, 1, "NAME",
-                     "Change an image's settings.", &error))
+    if (!ovctl_parse(ctx, entries, false, &argc, &argv, 1, "NAME", "Change an image's settings.",
+                     &error))
         return ovctl_fail(error);
     bool enabled = false;
     if (!ae) {
@@ -282,8 +279,7 @@ ovctl_cmd_image_remove(struct ovctl *ctx, int argc, char **argv)
 {
     g_autoptr(GError) error = NULL;
     if (!ovctl_parse(ctx, NULL, false, &argc, &argv, 1, "NAME",
-                     "Remove an image with all its generations (it must have no clients).",
-                     &error))
+                     "Remove an image with all its generations (it must have no clients).", &error))
         return ovctl_fail(error);
     struct ov_store *store = ovctl_open_store(ctx, false, &error);
     if (!store)

@@ -14,13 +14,11 @@
 /* Open for inspection without any lock, so that a look never gets in the way
  * of ovgated attaching the client; *connected tells whether a writer holds it. */
 static struct ov_overlay *
-open_for_inspection(struct ov_store *store, const char *client, bool *connected,
-                    GError **error)
+open_for_inspection(struct ov_store *store, const char *client, bool *connected, GError **error)
 {
     if (!ov_store_client_connected(store, client, connected, error))
         return NULL;
-    return ov_store_client_open_overlay(store, client, OV_OPEN_READ_ONLY | OV_OPEN_NO_LOCK,
-                                        error);
+    return ov_store_client_open_overlay(store, client, OV_OPEN_READ_ONLY | OV_OPEN_NO_LOCK, error);
 }
 
 int
@@ -50,9 +48,12 @@ ovctl_cmd_overlay_info(struct ovctl *ctx, int argc, char **argv)
             const char *key;
             gint64 value;
         } ints[] = {
-            {"generation", oi.base.generation},   {"size", (gint64)oi.size},
-            {"granule", oi.granule},               {"format_version", oi.format_version},
-            {"file_bytes", (gint64)oi.file_bytes}, {"data_granules", (gint64)oi.data_granules},
+            {"generation", oi.base.generation},
+            {"size", (gint64)oi.size},
+            {"granule", oi.granule},
+            {"format_version", oi.format_version},
+            {"file_bytes", (gint64)oi.file_bytes},
+            {"data_granules", (gint64)oi.data_granules},
             {"zero_granules", (gint64)oi.zero_granules},
         };
         json_builder_set_member_name(b, "client");
@@ -124,8 +125,7 @@ ovctl_cmd_overlay_map(struct ovctl *ctx, int argc, char **argv)
 {
     g_autoptr(GError) error = NULL;
     if (!ovctl_parse(ctx, NULL, true, &argc, &argv, 1, "CLIENT",
-                     "List the overlay's allocated extents (offset and length in bytes).",
-                     &error))
+                     "List the overlay's allocated extents (offset and length in bytes).", &error))
         return ovctl_fail(error);
     struct ov_store *store = ovctl_open_store(ctx, false, &error);
     if (!store)

@@ -81,8 +81,7 @@ ovctl_cmd_reset(struct ovctl *ctx, int argc, char **argv)
         {NULL},
     };
     if (!ovctl_parse(ctx, entries, false, &argc, &argv, -1, "CLIENT | --all",
-                     "Discard a client's overlay: back to the image's head generation.",
-                     &error))
+                     "Discard a client's overlay: back to the image's head generation.", &error))
         return ovctl_fail(error);
     if (all == (argc == 2) || argc > 2) {
         g_set_error(&error, OVCTL_ERROR, OVCTL_ERROR_USAGE,

@@ -81,7 +81,7 @@ ovctl_cmd_status(struct ovctl *ctx, int argc, char **argv)
         return OVCTL_EXIT_OK;
     }
     guint n = sessions ? json_array_get_length(sessions) : 0;
-    const char *header[] = {"CLIENT", "IMAGE", "GEN",    "PROTO",   "PEER",    "SINCE", "READS",
+    const char *header[] = {"CLIENT", "IMAGE",  "GEN",     "PROTO",   "PEER",   "SINCE", "READS",
                             "READ",   "WRITES", "WRITTEN", "FLUSHES", "ERRORS", NULL};
     struct ovctl_table *t = ovctl_table_new(header);
     for (guint i = 0; i < n; i++) {

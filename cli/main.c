@@ -89,8 +89,7 @@ take_global(struct ovctl *ctx, int *i, int argc, char **argv, GError **error)
         const char *value = arg[len] == '=' ? arg + len + 1 : NULL;
         if (!value) {
             if (*i + 1 >= argc) {
-                g_set_error(error, OVCTL_ERROR, OVCTL_ERROR_USAGE, "%s needs a value",
-                            names[n]);
+                g_set_error(error, OVCTL_ERROR, OVCTL_ERROR_USAGE, "%s needs a value", names[n]);
                 return false;
             }
             value = argv[++*i];
@@ -99,8 +98,7 @@ take_global(struct ovctl *ctx, int *i, int argc, char **argv, GError **error)
         *slots[n] = g_strdup(value);
         return true;
     }
-    g_set_error(error, OVCTL_ERROR, OVCTL_ERROR_USAGE,
-                "unknown option %s (see ovctl --help)", arg);
+    g_set_error(error, OVCTL_ERROR, OVCTL_ERROR_USAGE, "unknown option %s (see ovctl --help)", arg);
     return false;
 }
 
@@ -144,9 +142,8 @@ dispatch(struct ovctl *ctx, int argc, char **argv)
         }
     }
     if (group_known)
-        g_set_error(&error, OVCTL_ERROR, OVCTL_ERROR_USAGE,
-                    "ovctl %s: %s%s (see ovctl --help)", word,
-                    verb ? "unknown subcommand " : "missing subcommand", verb ? verb : "");
+        g_set_error(&error, OVCTL_ERROR, OVCTL_ERROR_USAGE, "ovctl %s: %s%s (see ovctl --help)",
+                    word, verb ? "unknown subcommand " : "missing subcommand", verb ? verb : "");
     else
         g_set_error(&error, OVCTL_ERROR, OVCTL_ERROR_USAGE,
                     "unknown command '%s' (see ovctl --help)", word);

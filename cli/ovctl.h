@@ -66,8 +66,7 @@ int ovctl_exit_code(const GError *error);
  * the positional arguments; exactly npos of them are required (-1: any).
  * params is the usage's positional part, summary a one-line description. */
 bool ovctl_parse(struct ovctl *ctx, const GOptionEntry *entries, bool json_ok, int *argc,
-                 char ***argv, int npos, const char *params, const char *summary,
-                 GError **error);
+                 char ***argv, int npos, const char *params, const char *summary, GError **error);
 
 /* Open the store (create: initialise it) with the file base opener. */
 struct ov_store *ovctl_open_store(struct ovctl *ctx, bool create, GError **error);

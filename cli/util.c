@@ -14,7 +14,7 @@
 #include "base.h"
 #include "ovctl.h"
 
-G_DEFINE_QUARK(ovctl-error-quark, ovctl_error)
+G_DEFINE_QUARK(ovctl - error - quark, ovctl_error)
 
 int
 ovctl_exit_code(const GError *error)
@@ -56,8 +56,8 @@ ovctl_fail(GError *error)
 }
 
 bool
-ovctl_parse(struct ovctl *ctx, const GOptionEntry *entries, bool json_ok, int *argc,
-            char ***argv, int npos, const char *params, const char *summary, GError **error)
+ovctl_parse(struct ovctl *ctx, const GOptionEntry *entries, bool json_ok, int *argc, char ***argv,
+            int npos, const char *params, const char *summary, GError **error)
 {
     char *store = NULL, *socket = NULL;
     gboolean json = false;

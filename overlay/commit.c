@@ -120,8 +120,8 @@ copy_range(int src, int dst, uint64_t off, uint64_t len, bool *fallback, GError 
         if (done < 0)
             return store_fail_errno(error, errno, "cannot copy into the new generation");
         if (done == 0) {
-            g_set_error(error, OV_ERROR, OV_ERROR_FAILED,
-                        "the source ended early at %" PRIu64, off);
+            g_set_error(error, OV_ERROR, OV_ERROR_FAILED, "the source ended early at %" PRIu64,
+                        off);
             return false;
         }
         off += (uint64_t)done;
@@ -396,8 +396,7 @@ ov_store_client_commit(struct ov_store *store, const char *name, struct ov_overl
         }
     }
     struct store_tmp tmp = {.fd = -1};
-    ok = ok && store_tmp_file(store, "commit", false, &tmp, error) &&
-         build_gen(ov, tmp.fd, error);
+    ok = ok && store_tmp_file(store, "commit", false, &tmp, error) && build_gen(ov, tmp.fd, error);
     if (ok) {
         struct publish p = {.client = name,
                             .image = c->image,

@@ -64,8 +64,7 @@ iqn_normalise(const char *iqn, GError **error)
         const char *p = low + 4;
         ok = strlen(p) > 8 && g_ascii_isdigit(p[0]) && g_ascii_isdigit(p[1]) &&
              g_ascii_isdigit(p[2]) && g_ascii_isdigit(p[3]) && p[4] == '-' &&
-             g_ascii_isdigit(p[5]) && g_ascii_isdigit(p[6]) && p[7] == '.' &&
-             g_ascii_isalnum(p[8]);
+             g_ascii_isdigit(p[5]) && g_ascii_isdigit(p[6]) && p[7] == '.' && g_ascii_isalnum(p[8]);
         for (const char *c = p; ok && *c; c++)
             ok = g_ascii_isalnum(*c) || *c == '.' || *c == '-' || *c == ':';
         int month = ok ? (p[5] - '0') * 10 + (p[6] - '0') : 0;
@@ -235,8 +234,7 @@ ov_store_client_find_by_iqn(struct ov_store *store, const char *iqn, GError **er
 }
 
 bool
-store_image_first_client(struct ov_store *store, const char *image, char **client,
-                         GError **error)
+store_image_first_client(struct ov_store *store, const char *image, char **client, GError **error)
 {
     *client = NULL;
     g_autoptr(GPtrArray) list = ov_store_client_list(store, error);
@@ -280,8 +278,8 @@ check_unique(struct ov_store *store, char **iqns, char **macs, GError **error)
 }
 
 static bool
-client_build(struct ov_store *store, const char *dir, const char *image, char **iqns,
-             char **macs, const struct ov_base_id *id, GError **error)
+client_build(struct ov_store *store, const char *dir, const char *image, char **iqns, char **macs,
+             const struct ov_base_id *id, GError **error)
 {
     g_autoptr(GKeyFile) kf = g_key_file_new();
     g_key_file_set_string(kf, CLIENT_GROUP, "image", image);
@@ -416,8 +414,7 @@ client_hold(const struct ov_client_info *c, GError **error)
 }
 
 bool
-ov_store_client_connected(struct ov_store *store, const char *name, bool *connected,
-                          GError **error)
+ov_store_client_connected(struct ov_store *store, const char *name, bool *connected, GError **error)
 {
     struct ov_client_info *c = client_read(store, name, error);
     if (!c)
@@ -505,8 +502,8 @@ ov_store_client_reset(struct ov_store *store, const char *name, bool keep_genera
         }
     }
     if (ok && !found) {
-        g_set_error(error, OV_ERROR, OV_ERROR_NOT_FOUND,
-                    "image '%s' has no generation %" PRIu32, c->image, target);
+        g_set_error(error, OV_ERROR, OV_ERROR_NOT_FOUND, "image '%s' has no generation %" PRIu32,
+                    c->image, target);
         ok = false;
     }
     ok = ok && ov_overlay_create(c->overlay_path, &id, OV_DEFAULT_GRANULE, true, error);

@@ -26,8 +26,8 @@
 #include "store-int.h"
 
 struct gc_use {
-    GHashTable *used;        /* "image/gen" -> NULL */
-    GHashTable *unreadable;  /* image -> NULL: some overlay of it cannot be read */
+    GHashTable *used;       /* "image/gen" -> NULL */
+    GHashTable *unreadable; /* image -> NULL: some overlay of it cannot be read */
 };
 
 /* Remove stale NAME.tmp-XXXXXX files of atomic writes in dir (in image and
@@ -74,8 +74,7 @@ gc_collect_use(struct ov_store *store, struct gc_use *use, GString *report, GErr
         struct ov_base_id id;
         g_autoptr(GError) local = NULL;
         if (ov_overlay_read_base_id(c->overlay_path, &id, &local)) {
-            g_hash_table_add(use->used,
-                             g_strdup_printf("%s/%" PRIu32, id.image, id.generation));
+            g_hash_table_add(use->used, g_strdup_printf("%s/%" PRIu32, id.image, id.generation));
         } else {
             g_string_append_printf(report,
                                    "kept every generation of image '%s': client '%s' has an "
@@ -99,8 +98,8 @@ gc_remove_generation(struct ov_store *store, const char *image, struct ov_genera
     if (unlink(g->path) < 0 && errno != ENOENT)
         return store_fail_errno(error, errno, "cannot remove %s", g->path);
     g_string_append_printf(report,
-                           "removed image '%s' generation %" PRIu32 " (%" PRIu64 " bytes)\n",
-                           image, g->generation, g->file_bytes);
+                           "removed image '%s' generation %" PRIu32 " (%" PRIu64 " bytes)\n", image,
+                           g->generation, g->file_bytes);
     return true;
 }
 
@@ -109,8 +108,7 @@ gc_sweep_image(struct ov_store *store, const char *image, GString *report, GErro
 {
     g_autofree char *dir = store_image_dir(store, image);
     g_autofree char *gen_dir = g_build_filename(dir, STORE_GEN_DIR, NULL);
-    return gc_sweep_dir(dir, false, report, error) &&
-           gc_sweep_dir(gen_dir, true, report, error);
+    return gc_sweep_dir(dir, false, report, error) && gc_sweep_dir(gen_dir, true, report, error);
 }
 
 static bool

@@ -45,8 +45,8 @@ image_missing(struct ov_store *store, const char *name, GError **error)
 /* ------------------------------------------------------------ conf files */
 
 bool
-store_image_read_conf(struct ov_store *store, const char *name, uint32_t *head,
-                      bool *auto_enroll, gint64 *created, GError **error)
+store_image_read_conf(struct ov_store *store, const char *name, uint32_t *head, bool *auto_enroll,
+                      gint64 *created, GError **error)
 {
     if (!check_name("image", name, error) || !image_missing(store, name, error))
         return false;
@@ -356,8 +356,8 @@ create_from_file(struct ov_store *store, const char *name, const char *raw_path,
 }
 
 bool
-ov_store_image_create(struct ov_store *store, const char *name, const char *raw_path,
-                      uint64_t size, bool auto_enroll, GError **error)
+ov_store_image_create(struct ov_store *store, const char *name, const char *raw_path, uint64_t size,
+                      bool auto_enroll, GError **error)
 {
     if (raw_path)
         return create_from_file(store, name, raw_path, auto_enroll, error);
@@ -377,8 +377,7 @@ ov_store_image_create_from_file(struct ov_store *store, const char *name, const 
 }
 
 bool
-ov_store_image_create_empty(struct ov_store *store, const char *name, uint64_t size,
-                            GError **error)
+ov_store_image_create_empty(struct ov_store *store, const char *name, uint64_t size, GError **error)
 {
     return ov_store_image_create(store, name, NULL, size, false, error);
 }
@@ -397,8 +396,7 @@ ov_store_image_set_auto_enroll(struct ov_store *store, const char *name, bool en
     gint64 created;
     g_autofree char *dir = store_image_dir(store, name);
     bool ok = store_image_read_conf(store, name, &head, &old, &created, error) &&
-              (old == enabled ||
-               store_image_write_conf(store, dir, head, enabled, created, error));
+              (old == enabled || store_image_write_conf(store, dir, head, enabled, created, error));
     store_unlock(lock);
     return ok;
 }
@@ -443,11 +441,11 @@ store_open_base_locked(struct ov_store *store, const char *image, uint32_t gen, 
     }
     struct ov_base *base = NULL;
     if (!g) {
-        g_set_error(error, OV_ERROR, OV_ERROR_NOT_FOUND,
-                    "image '%s' has no generation %" PRIu32, image, gen);
+        g_set_error(error, OV_ERROR, OV_ERROR_NOT_FOUND, "image '%s' has no generation %" PRIu32,
+                    image, gen);
     } else if (!store->opener) {
-        g_set_error(error, OV_ERROR, OV_ERROR_UNSUPPORTED,
-                    "no base opener is set for store %s", store->dir);
+        g_set_error(error, OV_ERROR, OV_ERROR_UNSUPPORTED, "no base opener is set for store %s",
+                    store->dir);
     } else {
         base = store->opener(info, g, store->opener_data, error);
         struct ov_base_id id;
@@ -475,8 +473,7 @@ store_open_base_locked(struct ov_store *store, const char *image, uint32_t gen, 
 }
 
 struct ov_base *
-ov_store_open_base(struct ov_store *store, const char *image, uint32_t generation,
-                   GError **error)
+ov_store_open_base(struct ov_store *store, const char *image, uint32_t generation, GError **error)
 {
     return store_open_base_locked(store, image, generation, error);
 }

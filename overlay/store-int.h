@@ -58,8 +58,7 @@ void store_unlock(int fd);
 bool store_fsync_dir(const char *dir, GError **error);
 bool store_fsync_parent(const char *path, GError **error);
 /* Write data to path atomically (temp in the same dir, fsync, rename, fsync dir). */
-bool store_write_atomic(const char *path, const void *data, size_t len, int mode,
-                        GError **error);
+bool store_write_atomic(const char *path, const void *data, size_t len, int mode, GError **error);
 bool store_keyfile_write(const char *path, GKeyFile *kf, GError **error);
 /* Caller frees with g_key_file_unref. */
 GKeyFile *store_keyfile_read(const char *path, GError **error);
@@ -101,8 +100,8 @@ bool store_image_write_conf(struct ov_store *store, const char *dir, uint32_t he
 bool store_gen_write_conf(const char *image_dir, uint32_t gen, const uint8_t uuid[OV_UUID_LEN],
                           uint64_t size, gint64 created, const char *source, GError **error);
 /* The generation's info; NULL + OV_ERROR_NOT_FOUND if it does not exist. */
-struct ov_generation_info *store_gen_get(struct ov_store *store, const char *image,
-                                         uint32_t gen, GError **error);
+struct ov_generation_info *store_gen_get(struct ov_store *store, const char *image, uint32_t gen,
+                                         GError **error);
 void store_base_id_set(struct ov_base_id *id, const char *image,
                        const struct ov_generation_info *gen);
 /* Open the base of generation gen through the opener. */

@@ -280,8 +280,7 @@ store_bury(struct ov_store *store, const char *path, char **grave, GError **erro
         if (errno != EEXIST)
             return store_fail_errno(error, errno, "cannot remove %s", path);
     }
-    g_set_error(error, OV_ERROR, OV_ERROR_FAILED, "cannot find a free name in %s",
-                store->tmp_dir);
+    g_set_error(error, OV_ERROR, OV_ERROR_FAILED, "cannot find a free name in %s", store->tmp_dir);
     return false;
 }
 
@@ -380,8 +379,8 @@ dir_is_empty(const char *dir, GError **error)
     bool empty = g_dir_read_name(d) == NULL;
     g_dir_close(d);
     if (!empty)
-        g_set_error(error, OV_ERROR, OV_ERROR_INVALID,
-                    "%s is not empty and is not an ovgate store", dir);
+        g_set_error(error, OV_ERROR, OV_ERROR_INVALID, "%s is not empty and is not an ovgate store",
+                    dir);
     return empty;
 }
 
@@ -450,8 +449,7 @@ ov_store_open(const char *dir, bool create, GError **error)
         /* An interrupted init leaves only our own subdirectories and lock. */
         bool partial = g_file_test(store->images_dir, G_FILE_TEST_IS_DIR) &&
                        g_file_test(store->lock_path, G_FILE_TEST_EXISTS);
-        ok = (partial || dir_is_empty(store->dir, error)) &&
-             store_init_dir(store, marker, error);
+        ok = (partial || dir_is_empty(store->dir, error)) && store_init_dir(store, marker, error);
     }
     if (!ok) {
         ov_store_close(store);

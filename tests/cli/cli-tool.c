@@ -49,8 +49,7 @@ run(struct ov_overlay *ov, int argc, char **argv)
         int r = ov_overlay_pwrite(ov, buf, len, off, 0);
         return r < 0 || ov_overlay_flush(ov) < 0;
     }
-    if (!strcmp(cmd, "zero") && argc == 6 && parse_u64(argv[4], &off) &&
-        parse_u64(argv[5], &len)) {
+    if (!strcmp(cmd, "zero") && argc == 6 && parse_u64(argv[4], &off) && parse_u64(argv[5], &len)) {
         int r = ov_overlay_zero(ov, off, len, 0);
         return r < 0 || ov_overlay_flush(ov) < 0;
     }

@@ -85,8 +85,8 @@ static char *
 sha256_client(struct fixture *f, const char *client)
 {
     g_autoptr(GError) error = NULL;
-    struct ov_overlay *ov = ov_store_client_open_overlay(
-        f->store, client, OV_OPEN_READ_ONLY | OV_OPEN_NO_LOCK, &error);
+    struct ov_overlay *ov =
+        ov_store_client_open_overlay(f->store, client, OV_OPEN_READ_ONLY | OV_OPEN_NO_LOCK, &error);
     g_assert_no_error(error);
     struct ov_overlay_info oi;
     ov_overlay_get_info(ov, &oi);
@@ -122,8 +122,8 @@ static void
 overlay_info(struct fixture *f, const char *client, struct ov_overlay_info *oi)
 {
     g_autoptr(GError) error = NULL;
-    struct ov_overlay *ov = ov_store_client_open_overlay(
-        f->store, client, OV_OPEN_READ_ONLY | OV_OPEN_NO_LOCK, &error);
+    struct ov_overlay *ov =
+        ov_store_client_open_overlay(f->store, client, OV_OPEN_READ_ONLY | OV_OPEN_NO_LOCK, &error);
     g_assert_no_error(error);
     ov_overlay_get_info(ov, oi);
     ov_overlay_close(ov, NULL);
@@ -266,8 +266,7 @@ test_image_create(struct fixture *f, gconstpointer data)
     g_assert_no_error(error);
     img = ov_store_image_get(f->store, "auto", &error);
     g_assert_true(img->auto_enroll);
-    g_assert_cmpstr(((struct ov_generation_info *)img->generations->pdata[0])->source, ==,
-                    "empty");
+    g_assert_cmpstr(((struct ov_generation_info *)img->generations->pdata[0])->source, ==, "empty");
     ov_image_info_free(img);
     g_assert_cmpuint(count_tmp(f), ==, 0);
 }
@@ -409,8 +408,8 @@ test_client_add(struct fixture *f, gconstpointer data)
         const char *one_iqn[] = {bad[i].iqn, NULL};
         const char *one_mac[] = {bad[i].mac, NULL};
         g_assert_false(ov_store_client_add(f->store, bad[i].name, bad[i].image,
-                                           bad[i].iqn ? one_iqn : NULL,
-                                           bad[i].mac ? one_mac : NULL, &error));
+                                           bad[i].iqn ? one_iqn : NULL, bad[i].mac ? one_mac : NULL,
+                                           &error));
         g_assert_error(error, OV_ERROR, bad[i].code);
         g_clear_error(&error);
     }
@@ -504,7 +503,8 @@ test_commit_gc(struct fixture *f, gconstpointer data)
     client_write(f, "b", 0, 4096, 0xb1);
 
     struct ov_image_info *img = ov_store_image_get(f->store, "lab", &error);
-    g_autofree char *gen1_path = g_strdup(((struct ov_generation_info *)img->generations->pdata[0])->path);
+    g_autofree char *gen1_path =
+        g_strdup(((struct ov_generation_info *)img->generations->pdata[0])->path);
     ov_image_info_free(img);
     g_autofree char *gen1_before = sha256_file(gen1_path);
     g_autofree char *a_disk = sha256_client(f, "a");
@@ -604,8 +604,10 @@ test_commit_online(struct fixture *f, gconstpointer data)
     g_assert_true(ov_store_client_commit(f->store, "a", NULL, &gen, &error));
     g_assert_cmpuint(gen, ==, 3);
     struct ov_image_info *img = ov_store_image_get(f->store, "lab", &error);
-    g_autofree char *g2 = sha256_file(((struct ov_generation_info *)img->generations->pdata[1])->path);
-    g_autofree char *g3 = sha256_file(((struct ov_generation_info *)img->generations->pdata[2])->path);
+    g_autofree char *g2 =
+        sha256_file(((struct ov_generation_info *)img->generations->pdata[1])->path);
+    g_autofree char *g3 =
+        sha256_file(((struct ov_generation_info *)img->generations->pdata[2])->path);
     g_assert_cmpstr(g2, ==, g3);
     ov_image_info_free(img);
 }
@@ -665,8 +667,7 @@ test_gc_debris(struct fixture *f, gconstpointer data)
     g_autofree char *live = g_build_filename(f->store_dir, "tmp", "commit-live", NULL);
     int fd = open(live, O_RDWR | O_CREAT, 0644);
     g_assert_cmpint(flock(fd, LOCK_EX), ==, 0);
-    g_autofree char *orphan =
-        g_build_filename(f->store_dir, "images", "lab", "gen", "5.raw", NULL);
+    g_autofree char *orphan = g_build_filename(f->store_dir, "images", "lab", "gen", "5.raw", NULL);
     g_assert_true(g_file_set_contents(orphan, "", 0, NULL));
 
     g_autoptr(GString) report = g_string_new(NULL);
