@@ -201,6 +201,8 @@ ovctl_cmd_check(struct ovctl *ctx, int argc, char **argv)
         printf("client %s: overlay is clean\n", argv[1]);
         return OVCTL_EXIT_OK;
     }
-    printf("client %s: problems found%s\n", argv[1], repair ? " and repaired" : "");
+    printf("client %s: problems found%s\n", argv[1],
+           repair ? "; --repair made the fixes listed above"
+                  : " (ovctl check --repair repairs what it can)");
     return OVCTL_EXIT_PROBLEMS;
 }

@@ -19,3 +19,11 @@ run ovctl overlay info pc1
 run ovctl check pc1
 unhold
 run ovctl overlay info nobody
+# Damage the second header copy: check finds it (exit 1), --repair fixes it.
+# (The report's detail lines belong to the overlay library: only the verdict is compared.)
+printf 'XXXXXXXX' | dd of="$STORE/clients/pc1/overlay.ovl" bs=1 seek=4096 conv=notrunc status=none
+verdict() { "$@" > check.out 2>&1; echo "\$ $* -> exit $?"; tail -n 1 check.out; }
+verdict ovctl check pc1
+verdict ovctl check pc1 --repair
+verdict ovctl check pc1
+run ovctl overlay map pc1
