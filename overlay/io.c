@@ -202,12 +202,14 @@ ov_overlay_pwrite(struct ov_overlay *ov, const void *buf, size_t len, uint64_t o
     return (flags & OV_FUA) ? ov_overlay_flush(ov) : 0;
 }
 
-/* Write zeros to a range inside at most two partial granules. */
+/* Write zeros to a range inside at most two partial granules, one granule
+ * per call so that no sector is split between two writes. */
 static int
 write_zeros(struct ov_overlay *ov, uint64_t offset, uint64_t len)
 {
     while (len > 0) {
-        uint64_t n = MIN(len, (uint64_t)ov->hdr.granule);
+        uint64_t gran = ov->hdr.granule;
+        uint64_t n = MIN(len, gran - (offset & (gran - 1)));
         int r = write_nofua(ov, ov->zero_buf, n, offset);
         if (r < 0)
             return r;
