@@ -98,6 +98,8 @@ ovctl_cmd_reset(struct ovctl *ctx, int argc, char **argv)
         g_autoptr(GPtrArray) clients = ov_store_client_list(store, &error);
         if (!clients)
             rc = ovctl_fail(error);
+        else if (clients->len == 0)
+            printf("no clients to reset\n");
         for (guint i = 0; clients && i < clients->len; i++) {
             struct ov_client_info *c = clients->pdata[i];
             int one = reset_one(ctx, store, c->name, force);

@@ -94,6 +94,11 @@ take_global(struct ovctl *ctx, int *i, int argc, char **argv, GError **error)
             }
             value = argv[++*i];
         }
+        if (!*value) {
+            g_set_error(error, OVCTL_ERROR, OVCTL_ERROR_USAGE, "%s needs a non-empty value",
+                        names[n]);
+            return false;
+        }
         g_free(*slots[n]);
         *slots[n] = g_strdup(value);
         return true;

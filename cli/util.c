@@ -87,6 +87,11 @@ ovctl_parse(struct ovctl *ctx, const GOptionEntry *entries, bool json_ok, int *a
         ctx->socket_path = socket;
     }
     ctx->json = json;
+    if (ok && ((store && !*store) || (socket && !*socket))) {
+        g_set_error(error, OVCTL_ERROR, OVCTL_ERROR_USAGE, "%s needs a non-empty value",
+                    store && !*store ? "--store" : "--socket");
+        ok = false;
+    }
     if (!ok) {
         g_prefix_error(error, "ovctl %s: ", ctx->name);
         return false;

@@ -9,6 +9,9 @@ run ovctl frobnicate
 run ovctl image
 run ovctl image frobnicate
 run ovctl --bogus image list
+run ovctl --store= init
+run ovctl init --store=
+run ovctl --store
 run ovctl image list --bogus
 run ovctl image list extra
 run ovctl image create

@@ -21,3 +21,6 @@ run ovctl overlay map pc2
 run ovctl reset
 run ovctl reset pc1 --all
 run ovctl reset nobody
+quiet ovctl client remove pc1
+quiet ovctl client remove pc2
+run ovctl reset --all
