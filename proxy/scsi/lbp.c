@@ -63,6 +63,9 @@ sdev_sbc_write_same_parse(struct sdev_req *req)
     } else {
         cmd->dir = SDEV_DIR_WRITE;
         cmd->xfer_len = req->lu->block_size;
+        /* Exactly one block of data-out: anything else is not a pattern. */
+        if (cmd->expected_len != cmd->xfer_len)
+            return SDEV_SENSE_INVALID_FIELD_IN_CDB;
     }
     return SDEV_SENSE_OK;
 }

@@ -286,6 +286,10 @@ sdev_sbc_compare_and_write_parse(struct sdev_req *req)
         cmd->flags |= SDEV_CF_FUA;
     cmd->dir = SDEV_DIR_WRITE;
     cmd->xfer_len = (2 * n) << req->lu->block_shift;
+    /* Half a compare buffer cannot be split into verify and write data: a
+     * transport length that differs from the CDB's is refused up front. */
+    if (cmd->expected_len != cmd->xfer_len)
+        return sdev_bad_cdb(req, 13, -1);
     return SDEV_SENSE_OK;
 }
 

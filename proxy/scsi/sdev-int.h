@@ -66,9 +66,9 @@ enum sdev_sense {
 #define SDEV_ASCQ_REGISTRATIONS_PREEMPTED 0x05
 
 /* Limits reported in the Block Limits VPD page and enforced by parse. */
-#define SDEV_MAX_XFER_BYTES (8u << 20)       /* READ/WRITE/VERIFY per command */
+#define SDEV_MAX_XFER_BYTES (32u << 20)      /* READ/WRITE/VERIFY per command */
 #define SDEV_OPT_XFER_BYTES (1u << 20)
-#define SDEV_MAX_UNMAP_BYTES (1ull << 30)    /* per UNMAP / WRITE SAME command */
+#define SDEV_MAX_UNMAP_BYTES (512ull << 20)  /* per UNMAP / WRITE SAME command */
 #define SDEV_MAX_UNMAP_DESCRIPTORS 256u
 #define SDEV_MAX_CAW_BLOCKS 128u             /* COMPARE AND WRITE */
 #define SDEV_UA_MAX 8                        /* queued unit attentions per nexus */

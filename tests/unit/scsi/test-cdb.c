@@ -131,7 +131,7 @@ test_read12_too_long(struct fx *f, gconstpointer d)
     uint8_t cdb[16] = {0xa8};
     struct sdev_cmd cmd;
 
-    fx_put_be32(cdb + 6, (8u << 20) / 512 + 1); /* one block over MAXIMUM TRANSFER LENGTH */
+    fx_put_be32(cdb + 6, (32u << 20) / 512 + 1); /* one block over MAXIMUM TRANSFER LENGTH */
     g_assert_false(fx_run(f->a, &cmd, cdb, 12, NULL, 0));
     fx_assert_sense(&cmd, 0x5, 0x24, 0x00);
     fx_assert_field(&cmd, true, 6, -1);
@@ -184,6 +184,10 @@ test_writesame_zero_blocks(struct fx *f, gconstpointer d)
     fx_cdb10(cdb, 0x41, 0, FX_BLOCKS + 1, 0);
     g_assert_false(fx_run(f->a, &cmd, cdb, 10, block, 512));
     fx_assert_sense(&cmd, 0x5, 0x21, 0x00);
+    /* the data-out must be exactly one block */
+    fx_cdb10(cdb, 0x41, 0, 0, 1);
+    g_assert_false(fx_run(f->a, &cmd, cdb, 10, block, 256));
+    fx_assert_sense(&cmd, 0x5, 0x24, 0x00);
     /* ANCHOR is not supported */
     fx_cdb16(cdb, 0x93, 0x10, 0, 1);
     g_assert_false(fx_run(f->a, &cmd, cdb, 16, block, 512));

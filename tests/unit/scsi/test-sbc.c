@@ -199,6 +199,13 @@ test_compare_and_write(struct fx *f, gconstpointer d)
     g_free(out);
     out = read_blocks(f, 60, 2);
     assert_fill(out, 1024, 0x02); /* a miscompare writes nothing */
+    /* the transport's length must be exactly both halves */
+    g_assert_false(fx_run(f->a, &cmd, cdb, 16, buf, 3 * 512));
+    fx_assert_sense(&cmd, 0x5, 0x24, 0x00);
+    fx_assert_field(&cmd, true, 13, -1);
+    cdb[13] = 0; /* 0 blocks with data attached (a 256-block count wrapped) */
+    g_assert_false(fx_run(f->a, &cmd, cdb, 16, buf, sizeof(buf)));
+    fx_assert_field(&cmd, true, 13, -1);
 }
 
 static void

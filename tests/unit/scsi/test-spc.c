@@ -79,10 +79,10 @@ test_inquiry_vpd(struct fx *f, gconstpointer d)
     inquiry(f->a, &cmd, true, 0xb0, 255);
     g_assert_cmpuint(cmd.data_in_len, ==, 64);
     g_assert_cmphex(cmd.data_in[4] & 1, ==, 1);                         /* WSNZ */
-    g_assert_cmpuint(fx_be32(cmd.data_in + 8), ==, (8u << 20) / 512);   /* max transfer */
+    g_assert_cmpuint(fx_be32(cmd.data_in + 8), ==, (32u << 20) / 512);   /* max transfer */
     g_assert_cmpuint(fx_be32(cmd.data_in + 24), ==, 256);               /* max unmap descriptors */
     g_assert_cmpuint(fx_be32(cmd.data_in + 28), ==, FX_GRANULE / 512);  /* unmap granularity */
-    g_assert_cmpuint(fx_be64(cmd.data_in + 36), ==, (1u << 30) / 512);  /* max write same */
+    g_assert_cmpuint(fx_be64(cmd.data_in + 36), ==, (512u << 20) / 512); /* max write same */
     sdev_cmd_clear(&cmd);
 
     /* B1: non-rotating */
