@@ -43,6 +43,15 @@
 : "${OVGATED:?OVGATED must point at the ovgated binary}"
 : "${OVCTL:=}"
 
+# nbdsh runs "python3" from PATH; a python3 that lacks libnbd's bindings
+# (e.g. a pyenv one ahead of /usr/bin) would make it fail. Prefer the system
+# interpreter then.
+if ! python3 -c 'import nbd' >/dev/null 2>&1 && [ -x /usr/bin/python3 ] &&
+    /usr/bin/python3 -c 'import nbd' >/dev/null 2>&1; then
+    PATH="/usr/bin:$PATH"
+    export PATH
+fi
+
 OVT_DIR=""
 OVT_STORE=""
 OVT_PID=""

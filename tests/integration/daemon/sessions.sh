@@ -12,8 +12,11 @@ ovt_start_daemon || { not_ok "daemon started"; ovt_done; }
 ok "daemon started"
 
 # A client that writes once, then reads every 100 ms until the server ends it.
+holder_n=0
 holder_start() {
-    nbdsh -u "$(ovt_nbd_url lab/pc01)" -c - >"$OVT_DIR/holder.out" 2>&1 <<'EOF_PY' &
+    holder_n=$((holder_n + 1))
+    holder_out="$OVT_DIR/holder.$holder_n.out"
+    nbdsh -u "$(ovt_nbd_url lab/pc01)" -c - >"$holder_out" 2>&1 <<'EOF_PY' &
 import time
 h.pwrite(b"x" * 4096, 0)
 print("connected", flush=True)
@@ -27,13 +30,13 @@ except Exception as e:
 EOF_PY
     holder=$!
     ovt_on_exit "kill $holder 2>/dev/null"
-    for _ in $(seq 100); do grep -q connected "$OVT_DIR/holder.out" && return 0; sleep 0.1; done
+    for _ in $(seq 100); do grep -q connected "$holder_out" && return 0; sleep 0.1; done
     return 1
 }
 holder_ended() { # wait up to 15 s for the holder to see its session end
     for _ in $(seq 150); do
         if ! kill -0 "$holder" 2>/dev/null; then
-            grep -q "ended:" "$OVT_DIR/holder.out"
+            grep -q "ended:" "$holder_out"
             return
         fi
         sleep 0.1
