@@ -107,7 +107,7 @@ static bool
 copy_range(int src, int dst, uint64_t off, uint64_t len, bool *fallback, GError **error)
 {
     while (len > 0) {
-        loff_t in = (loff_t)off, out = (loff_t)off;
+        off64_t in = (off64_t)off, out = (off64_t)off;
         size_t n = len < (1u << 30) ? (size_t)len : (1u << 30);
         ssize_t done = copy_file_range(src, &in, dst, &out, n, 0);
         if (done < 0 && errno == EINTR)

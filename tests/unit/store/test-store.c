@@ -696,6 +696,171 @@ test_no_opener(struct fixture *f, gconstpointer data)
     g_assert_error(error, OV_ERROR, OV_ERROR_UNSUPPORTED);
 }
 
+/* A source on another filesystem (tmpfs): no reflink, no copy_file_range
+ * (EXDEV), so the read/write path copies it, leaving all-zero chunks as
+ * holes even where the source had written zeros. */
+static void
+test_image_create_cross_fs(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) error = NULL;
+    struct stat shm, here;
+    if (stat("/dev/shm", &shm) < 0 || stat(f->dir, &here) < 0 || shm.st_dev == here.st_dev ||
+        access("/dev/shm", W_OK) < 0) {
+        g_test_skip("no writable /dev/shm on another filesystem");
+        return;
+    }
+    g_autofree char *raw = g_strdup("/dev/shm/test-store-XXXXXX");
+    int fd = g_mkstemp(raw);
+    g_assert_cmpint(fd, >=, 0);
+    g_autofree uint8_t *buf = g_malloc0(4 * MiB);
+    for (unsigned i = 0; i < MiB; i++)
+        buf[i] = (uint8_t)(i * 13 + 1);
+    g_assert_cmpint(write(fd, buf, 4 * MiB), ==, 4 * MiB); /* 3 MiB of written zeros */
+    close(fd);
+    bool ok = ov_store_image_create_from_file(f->store, "lab", raw, &error);
+    g_autofree char *want = sha256_file(raw);
+    g_unlink(raw);
+    g_assert_no_error(error);
+    g_assert_true(ok);
+    struct ov_image_info *img = ov_store_image_get(f->store, "lab", &error);
+    struct ov_generation_info *g = img->generations->pdata[0];
+    g_autofree char *got = sha256_file(g->path);
+    g_assert_cmpstr(got, ==, want);
+    struct stat st;
+    g_assert_cmpint(stat(g->path, &st), ==, 0);
+    g_assert_cmpuint((uint64_t)st.st_size, ==, 4 * MiB);
+    g_assert_cmpuint((uint64_t)st.st_blocks * 512, <, 2 * MiB);
+    ov_image_info_free(img);
+}
+
+/* A base with no local file (fd -1, no block_status: like an upstream NBD
+ * export): commit copies it through ov_base_pread. */
+struct mem_base {
+    struct ov_base base;
+    uint8_t *bytes;
+};
+
+static int
+mem_pread(struct ov_base *base, void *buf, size_t len, uint64_t offset)
+{
+    struct mem_base *m = (struct mem_base *)base;
+    memcpy(buf, m->bytes + offset, len);
+    return 0;
+}
+
+static void
+mem_destroy(struct ov_base *base)
+{
+    struct mem_base *m = (struct mem_base *)base;
+    g_free(m->bytes); /* the description is freed by ov_base_unref */
+    g_free(m);
+}
+
+static const struct ov_base_ops mem_ops = {
+    .name = "memory",
+    .pread = mem_pread,
+    .destroy = mem_destroy,
+};
+
+static struct ov_base *
+mem_opener(const struct ov_image_info *image, const struct ov_generation_info *gen, void *user_data,
+           GError **error)
+{
+    struct mem_base *m = g_new0(struct mem_base, 1);
+    gsize len = 0;
+    if (!g_file_get_contents(gen->path, (char **)&m->bytes, &len, error)) {
+        g_free(m);
+        return NULL;
+    }
+    g_assert_cmpuint(len, ==, gen->size);
+    ov_base_init(&m->base, &mem_ops, gen->size, -1, "memory");
+    return &m->base;
+}
+
+static void
+test_commit_base_without_fd(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) error = NULL;
+    g_autofree char *raw = make_raw(f, "golden.raw", 4 * MiB);
+    g_assert_true(ov_store_image_create_from_file(f->store, "lab", raw, &error));
+    g_assert_true(ov_store_client_add(f->store, "a", "lab", NULL, NULL, &error));
+    ov_store_set_base_opener(f->store, mem_opener, NULL, NULL);
+    client_write(f, "a", 512 * 1024, 4096, 0x77);
+    client_zero(f, "a", 0, 8192);
+    g_autofree char *a_disk = sha256_client(f, "a");
+    uint32_t gen = 0;
+    g_assert_true(ov_store_client_commit(f->store, "a", NULL, &gen, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(gen, ==, 2);
+    struct ov_image_info *img = ov_store_image_get(f->store, "lab", &error);
+    struct ov_generation_info *g2 = img->generations->pdata[1];
+    g_autofree char *got = sha256_file(g2->path);
+    g_assert_cmpstr(got, ==, a_disk);
+    struct stat st;
+    g_assert_cmpint(stat(g2->path, &st), ==, 0);
+    g_assert_cmpuint((uint64_t)st.st_blocks * 512, <, 2 * MiB); /* zeros stayed holes */
+    ov_image_info_free(img);
+}
+
+/* Many threads (each with its own store handle, as separate ovctl runs
+ * would be) add clients with the same IQN, and create the same image: the
+ * store lock lets exactly one of each win. */
+struct race {
+    const char *dir;
+    int index;
+    bool client_ok;
+    bool image_ok;
+    int client_code;
+    int image_code;
+};
+
+static gpointer
+race_thread(gpointer data)
+{
+    struct race *r = data;
+    g_autoptr(GError) error = NULL;
+    struct ov_store *store = ov_store_open(r->dir, false, &error);
+    g_assert_no_error(error);
+    ov_store_set_base_opener(store, file_opener, NULL, NULL);
+    g_autofree char *name = g_strdup_printf("pc%d", r->index);
+    const char *iqns[] = {"iqn.2026-11.org.example:shared", NULL};
+    r->client_ok = ov_store_client_add(store, name, "lab", iqns, NULL, &error);
+    r->client_code = error ? error->code : -1;
+    g_clear_error(&error);
+    r->image_ok = ov_store_image_create_empty(store, "racy", MiB, &error);
+    r->image_code = error ? error->code : -1;
+    ov_store_close(store);
+    return NULL;
+}
+
+static void
+test_concurrent(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) error = NULL;
+    g_assert_true(ov_store_image_create_empty(f->store, "lab", MiB, &error));
+    struct race races[8];
+    GThread *threads[G_N_ELEMENTS(races)];
+    for (unsigned i = 0; i < G_N_ELEMENTS(races); i++) {
+        races[i] = (struct race){.dir = f->store_dir, .index = (int)i};
+        threads[i] = g_thread_new("race", race_thread, &races[i]);
+    }
+    unsigned clients = 0, images = 0;
+    for (unsigned i = 0; i < G_N_ELEMENTS(races); i++) {
+        g_thread_join(threads[i]);
+        clients += races[i].client_ok;
+        images += races[i].image_ok;
+        if (!races[i].client_ok)
+            g_assert_cmpint(races[i].client_code, ==, OV_ERROR_EXISTS);
+        if (!races[i].image_ok)
+            g_assert_cmpint(races[i].image_code, ==, OV_ERROR_EXISTS);
+    }
+    g_assert_cmpuint(clients, ==, 1);
+    g_assert_cmpuint(images, ==, 1);
+    g_autoptr(GPtrArray) list = ov_store_client_list(f->store, &error);
+    g_assert_cmpuint(list->len, ==, 1);
+    g_assert_cmpuint(count_tmp(f), ==, 0);
+}
+
 #define ADD(path, fn) g_test_add(path, struct fixture, NULL, fixture_setup, fn, fixture_teardown)
 
 int
@@ -707,10 +872,13 @@ main(int argc, char **argv)
     ADD("/store/image/create", test_image_create);
     ADD("/store/image/errors", test_image_errors);
     ADD("/store/image/create-fails-midway", test_image_create_fails_midway);
+    ADD("/store/image/create-cross-fs", test_image_create_cross_fs);
     ADD("/store/client/add", test_client_add);
     ADD("/store/client/locked", test_locked);
     ADD("/store/commit/gc", test_commit_gc);
     ADD("/store/commit/online", test_commit_online);
+    ADD("/store/commit/base-without-fd", test_commit_base_without_fd);
+    ADD("/store/concurrent", test_concurrent);
     ADD("/store/reset", test_reset);
     ADD("/store/gc/debris", test_gc_debris);
     ADD("/store/base/no-opener", test_no_opener);
