@@ -16,23 +16,21 @@
  *      when it is GOOD, else in a SCSI Response carrying the sense data.
  * Residuals (§11.4.5): EDTL is compared with the length the command moves
  * (the data sdev returned for reads, the CDB's transfer length for writes).
- * A write whose CDB asks for more than EDTL is refused without writing
- * (CHECK CONDITION, INVALID FIELD IN INFORMATION UNIT, FCP-4 §9.5.8 b).
- * Data of a command that will not use it (failed parse, no-LUN, overflow)
+ * A write whose CDB asks for more than EDTL writes only the whole blocks
+ * within EDTL and reports the overflow (FCP-4 §9.5.8 a).
+ * Data of a command that will not use it (failed parse, no LUN)
  * is still received — the unsolicited part — and dropped; no R2T asks for
  * more. Any Data-Out out of sequence (offset, DataSN, TTT) is a protocol
- * error: Reject, then the connection ends (ERL 0 has no sequence recovery).
+ * error: Reject, and the task ends without a response.
  */
 #include <string.h>
 
 #include "log.h"
 #include "iscsi-int.h"
 
-/* SPC-4 sense for the overflow refusal: ILLEGAL REQUEST, INVALID FIELD IN
- * INFORMATION UNIT. Built by sdev (iscsi/ never builds sense bytes). */
+/* SPC-4 sense codes for the refusals made here (bidirectional commands,
+ * writes larger than we buffer); sdev builds the bytes. */
 #define SENSE_KEY_ILLEGAL_REQUEST 0x05
-#define ASC_INVALID_FIELD_IN_IU 0x0e
-#define ASCQ_INVALID_FIELD_IN_IU 0x03
 #define ASC_INVALID_FIELD_IN_CDB 0x24
 
 void
@@ -157,9 +155,7 @@ cmd_complete(struct iscsit_conn *conn, struct iscsit_task *task, bool read_bit)
     } else if (!task->lun_ok && cmd->status == SDEV_STATUS_GOOD && cmd->sense_len == 0) {
         sdev_cmd_exec_no_lun(cmd);
     }
-    if (task->refused_len)
-        actual = task->refused_len;
-    else if (cmd->dir == SDEV_DIR_WRITE && task->parse_ok)
+    if (cmd->dir == SDEV_DIR_WRITE && task->parse_ok)
         actual = cmd->xfer_len;
     else
         actual = cmd->data_in_len;
@@ -292,21 +288,14 @@ iscsit_rx_scsi_cmd(struct iscsit_conn *conn, const struct iscsit_pdu *pdu)
         task->parse_ok = sdev_cmd_parse(sess->nexus, &task->cmd);
     }
     if (task->parse_ok && task->cmd.dir == SDEV_DIR_WRITE) {
-        uint32_t xfer_len = task->cmd.xfer_len;
-
-        if (xfer_len > task->edtl || !wbit) {
-            /* FCP-4 §9.5.8 b): more data asked for than EDTL: refuse. */
-            sdev_cmd_clear(&task->cmd);
-            sdev_cmd_set_sense(&task->cmd, SENSE_KEY_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_IU,
-                               ASCQ_INVALID_FIELD_IN_IU);
-            task->parse_ok = false;
-            task->refused_len = xfer_len; /* for the overflow residual */
-        } else if (task->cmd.xfer_len > ISCSIT_MAX_TASK_DATA) {
+        if (task->cmd.xfer_len > ISCSIT_MAX_TASK_DATA) {
             sdev_cmd_clear(&task->cmd);
             sdev_cmd_set_sense(&task->cmd, SENSE_KEY_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB, 0);
             task->parse_ok = false;
         } else {
-            task->want = task->cmd.xfer_len;
+            /* FCP-4 §9.5.8 a): never ask for data beyond EDTL; sdev writes
+             * the whole blocks that arrived and we report the overflow. */
+            task->want = wbit ? MIN(task->cmd.xfer_len, task->edtl) : 0;
         }
     }
     if (!wbit || task->edtl == 0) {
@@ -332,13 +321,17 @@ iscsit_rx_scsi_cmd(struct iscsit_conn *conn, const struct iscsit_pdu *pdu)
     cmd_progress(conn, task);
 }
 
-/* A Data-Out that breaks the sequence rules: Reject and end (ERL 0). */
+/* A Data-Out that breaks the sequence rules: Reject it and end the task
+ * (ERL 0 has no sequence recovery). The initiator fails the command on the
+ * Reject; later Data-Out for the task is dropped as for an unknown task. */
 static void
-cmd_data_out_error(struct iscsit_conn *conn, const struct iscsit_pdu *pdu, const char *why)
+cmd_data_out_error(struct iscsit_conn *conn, const struct iscsit_pdu *pdu,
+                   struct iscsit_task *task, const char *why)
 {
-    LOG_RATELIMITED(G_LOG_LEVEL_MESSAGE, 10, 5, "iSCSI: %s: bad Data-Out: %s", conn->peer, why);
+    LOG_RATELIMITED(G_LOG_LEVEL_MESSAGE, 10, 5, "iSCSI: %s: bad Data-Out for ITT 0x%08x: %s",
+                    conn->peer, task->itt, why);
     iscsit_tx_reject(conn, &pdu->bhs, ISCSIT_REJECT_PROTOCOL);
-    conn->closing = true;
+    g_hash_table_remove(conn->tasks, GUINT_TO_POINTER(task->itt));
 }
 
 void
@@ -359,16 +352,16 @@ iscsit_rx_data_out(struct iscsit_conn *conn, const struct iscsit_pdu *pdu)
         return;
     }
     if ((uint64_t)off + len > task->edtl)
-        return cmd_data_out_error(conn, pdu, "data beyond the expected transfer length");
+        return cmd_data_out_error(conn, pdu, task, "data beyond the expected transfer length");
     if (ttt == ISCSIT_RSVD_TAG) {
         if (task->unsol_done || off != task->received || off + len > task->unsol_len ||
             data_sn != task->unsol_data_sn)
-            return cmd_data_out_error(conn, pdu, "unsolicited data out of sequence");
+            return cmd_data_out_error(conn, pdu, task, "unsolicited data out of sequence");
         task->unsol_data_sn++;
         if (final || off + len == task->unsol_len)
             task->unsol_done = true;
         if (final && off + len != task->unsol_len)
-            return cmd_data_out_error(conn, pdu, "unsolicited burst ended early");
+            return cmd_data_out_error(conn, pdu, task, "unsolicited burst ended early");
     } else {
         struct iscsit_r2t *r = NULL;
         guint i;
@@ -377,13 +370,13 @@ iscsit_rx_data_out(struct iscsit_conn *conn, const struct iscsit_pdu *pdu)
             if (g_array_index(task->r2ts, struct iscsit_r2t, i).ttt == ttt)
                 r = &g_array_index(task->r2ts, struct iscsit_r2t, i);
         if (!r)
-            return cmd_data_out_error(conn, pdu, "unknown Target Transfer Tag");
+            return cmd_data_out_error(conn, pdu, task, "unknown Target Transfer Tag");
         if (off != r->offset + r->got || r->got + len > r->len || data_sn != r->data_sn)
-            return cmd_data_out_error(conn, pdu, "solicited data out of sequence");
+            return cmd_data_out_error(conn, pdu, task, "solicited data out of sequence");
         r->got += len;
         r->data_sn++;
         if (final != (r->got == r->len))
-            return cmd_data_out_error(conn, pdu, "F bit does not end the R2T's burst");
+            return cmd_data_out_error(conn, pdu, task, "F bit does not end the R2T's burst");
         if (final)
             g_array_remove_index(task->r2ts, i - 1);
     }

@@ -131,7 +131,6 @@ struct iscsit_task {
     struct sdev_cmd cmd;
     uint32_t edtl;         /* Expected Data Transfer Length */
     uint32_t want;         /* bytes of Data-Out we need (<= edtl) */
-    uint32_t refused_len;  /* write refused for asking more than EDTL: its length */
     uint8_t *buf;          /* data-out buffer, edtl bytes (owned) */
     uint32_t received;     /* bytes received (unsolicited + solicited), in order */
     uint32_t unsol_len;    /* bytes the initiator sends without R2T */

@@ -288,9 +288,12 @@ key_name_valid(const char *k, size_t len)
 {
     if (len == 0 || len > ISCSIT_KEY_NAME_MAX)
         return false;
-    for (size_t i = 0; i < len; i++)
+    for (size_t i = 0; i < len; i++) {
+        if (i == 1 && k[0] == 'X' && k[1] == '#')
+            continue; /* X#<IANA name> extension keys (RFC 7143 §13.2) */
         if (!g_ascii_isalnum(k[i]) && !strchr(".-+@_", k[i]))
             return false;
+    }
     return true;
 }
 

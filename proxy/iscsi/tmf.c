@@ -29,11 +29,15 @@ tmf_abort_tasks(struct iscsit_conn *conn, bool all, uint64_t lun_raw)
     }
 }
 
-/* ABORT TASK (RFC 7143 §11.5.1 b, c): a task we no longer have counts as
- * done when its RefCmdSN lies inside the window before this request. */
+/* ABORT TASK (RFC 7143 §11.5.1): a task we still hold is dropped. A task
+ * we do not have is "complete" only when its RefCmdSN lies in the valid
+ * window [ExpCmdSN, MaxCmdSN] before this request (b: the command has not
+ * arrived yet); a task already answered (RefCmdSN < ExpCmdSN) or outside
+ * the window "does not exist" (c). */
 static uint8_t
 tmf_abort_task(struct iscsit_conn *conn, const struct iscsit_bhs *req)
 {
+    struct iscsit_sess *sess = conn->sess;
     uint32_t rtt = iscsit_bhs_get32(req, ISCSIT_OFF_TTT);
     uint32_t ref_cmdsn = iscsit_bhs_get32(req, ISCSIT_OFF_MAXCMDSN);
     uint32_t cmdsn = iscsit_bhs_get32(req, ISCSIT_OFF_CMDSN);
@@ -43,7 +47,8 @@ tmf_abort_task(struct iscsit_conn *conn, const struct iscsit_bhs *req)
         g_hash_table_remove(conn->tasks, GUINT_TO_POINTER(rtt));
         return ISCSIT_TMF_RSP_COMPLETE;
     }
-    if (iscsit_sn_lt(ref_cmdsn, cmdsn) && cmdsn - ref_cmdsn <= ISCSIT_CMDSN_WINDOW)
+    if (iscsit_sn_le(sess->exp_cmdsn, ref_cmdsn) && iscsit_sn_le(ref_cmdsn, sess->max_cmdsn) &&
+        iscsit_sn_lt(ref_cmdsn, cmdsn))
         return ISCSIT_TMF_RSP_COMPLETE;
     return ISCSIT_TMF_RSP_NO_TASK;
 }
