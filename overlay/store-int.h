@@ -25,6 +25,7 @@
 #define STORE_CLIENT_CONF "client.conf"
 #define STORE_OVERLAY "overlay.ovl"
 #define STORE_GEN_DIR "gen"
+#define STORE_LOCK_TIMEOUT_S 60
 
 struct ov_store {
     char *dir; /* absolute, canonical */
@@ -50,7 +51,8 @@ struct store_tmp {
 bool store_fail_errno(GError **error, int err, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 
 /* --- locking (store.c) --- */
-/* Take the store lock (blocking). Returns an fd to pass to store_unlock, or -1. */
+/* Take the store lock, waiting up to STORE_LOCK_TIMEOUT_S (then
+ * OV_ERROR_LOCKED). Returns an fd to pass to store_unlock, or -1. */
 int store_lock(struct ov_store *store, bool exclusive, GError **error);
 void store_unlock(int fd);
 

@@ -51,12 +51,28 @@ store_lock(struct ov_store *store, bool exclusive, GError **error)
         store_fail_errno(error, errno, "cannot open store lock %s", store->lock_path);
         return -1;
     }
-    while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) < 0) {
-        if (errno == EINTR)
-            continue;
+    /* Every holder keeps the lock for a short multi-file change, so waiting
+     * long means a stuck process: poll with backoff and give up with a
+     * clear error instead of hanging ovctl (or a daemon thread) forever. */
+    gint64 deadline = g_get_monotonic_time() + STORE_LOCK_TIMEOUT_S * G_USEC_PER_SEC;
+    gulong pause = 1000;
+    while (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
         int err = errno;
+        if (err == EINTR)
+            continue;
+        if (err == EWOULDBLOCK && g_get_monotonic_time() < deadline) {
+            g_usleep(pause);
+            pause = MIN(pause * 2, 50000);
+            continue;
+        }
         close(fd);
-        store_fail_errno(error, err, "cannot lock store %s", store->dir);
+        if (err == EWOULDBLOCK)
+            g_set_error(error, OV_ERROR, OV_ERROR_LOCKED,
+                        "store %s is busy: its lock has been held for %d s (another ovctl or "
+                        "ovgated is stuck?)",
+                        store->dir, STORE_LOCK_TIMEOUT_S);
+        else
+            store_fail_errno(error, err, "cannot lock store %s", store->dir);
         return -1;
     }
     return fd;
