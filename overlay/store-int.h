@@ -67,7 +67,7 @@ GKeyFile *store_keyfile_read(const char *path, GError **error);
 /* rm -rf; ENOENT is fine. */
 bool store_remove_tree(const char *path, GError **error);
 /* rename without replacing an existing target (renameat2 RENAME_NOREPLACE),
- * then fsync both parent directories. */
+ * then fsync both parent directories. Caller holds the store lock. */
 bool store_rename_noreplace(const char *from, const char *to, GError **error);
 
 /* Create a flocked temporary file / directory in STORE/tmp. held: the caller

@@ -209,10 +209,26 @@ store_remove_tree(const char *path, GError **error)
     return true;
 }
 
+/* 0 or -1 with errno (EEXIST when to exists). */
+static int
+rename_noreplace(const char *from, const char *to)
+{
+    int r = renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
+    if (r < 0 && (errno == EINVAL || errno == ENOSYS)) {
+        /* A filesystem without RENAME_NOREPLACE: every caller holds the
+         * store lock, so checking first and renaming is just as safe. */
+        if (access(to, F_OK) == 0)
+            errno = EEXIST;
+        else
+            r = rename(from, to);
+    }
+    return r;
+}
+
 bool
 store_rename_noreplace(const char *from, const char *to, GError **error)
 {
-    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) < 0) {
+    if (rename_noreplace(from, to) < 0) {
         int err = errno;
         if (err == EEXIST) {
             g_set_error(error, OV_ERROR, OV_ERROR_EXISTS, "%s already exists", to);
@@ -287,7 +303,7 @@ store_bury(struct ov_store *store, const char *path, char **grave, GError **erro
     for (int attempt = 0; attempt < 16; attempt++) {
         g_autofree char *name =
             g_strdup_printf("%s/removed-%08" PRIx32, store->tmp_dir, g_random_int());
-        if (renameat2(AT_FDCWD, path, AT_FDCWD, name, RENAME_NOREPLACE) == 0) {
+        if (rename_noreplace(path, name) == 0) {
             if (!store_fsync_parent(path, error))
                 return false; /* already buried: gc finishes the removal */
             *grave = g_steal_pointer(&name);
