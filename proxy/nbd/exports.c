@@ -146,7 +146,7 @@ check_tls_binding(struct nbdsrv *srv, struct nbdsrv_conn *conn, const char *clie
     if (!conn->tls_active) {
         *msg = g_strdup_printf("export of client %s needs TLS", client);
         /* NBD_REP_ERR_TLS_REQD only where TLS can be had (proto.md NOTLS). */
-        return srv->tls ? NBD_REP_ERR_TLS_REQD : NBD_REP_ERR_POLICY;
+        return conn->tls ? NBD_REP_ERR_TLS_REQD : NBD_REP_ERR_POLICY;
     }
     if (!conn->tls_identity || strcmp(conn->tls_identity, ccfg->nbd_tls_identity) != 0) {
         *msg = g_strdup_printf("TLS identity is not allowed to use client %s", client);

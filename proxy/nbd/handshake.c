@@ -102,7 +102,7 @@ opt_starttls(struct nbdsrv_conn *conn, uint32_t opt, size_t len)
         opt_error(conn, opt, NBD_REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data");
         return OPT_CONTINUE;
     }
-    if (!conn->srv->tls) {
+    if (!conn->tls) {
         opt_error(conn, opt, NBD_REP_ERR_POLICY, "TLS is not configured on this server");
         return OPT_CONTINUE;
     }
@@ -116,7 +116,7 @@ opt_starttls(struct nbdsrv_conn *conn, uint32_t opt, size_t len)
 
     g_autoptr(GError) error = NULL;
     char *identity = NULL;
-    if (!nbdsrv_tls_start(conn->srv->tls, &conn->io, &identity, &error)) {
+    if (!nbdsrv_tls_start(conn->tls, &conn->io, &identity, &error)) {
         LOG_RATELIMITED(G_LOG_LEVEL_MESSAGE, 10, 5, "%s: %s", conn->peer, error->message);
         return OPT_CLOSE;
     }

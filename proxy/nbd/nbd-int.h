@@ -189,9 +189,13 @@ void nbdsrv_io_discard(struct nbdsrv_io *io);
 /* ---- tls.c ---- */
 
 struct nbdsrv_tls;
-/* NULL with no error when cfg names no credentials. */
+/* NULL with no error when cfg names no credentials. Refcounted: connections
+ * keep the credentials they started with across a reload. */
 struct nbdsrv_tls *nbdsrv_tls_new(const struct cfg *cfg, GError **error);
-void nbdsrv_tls_free(struct nbdsrv_tls *tls);
+struct nbdsrv_tls *nbdsrv_tls_ref(struct nbdsrv_tls *tls); /* accepts NULL */
+void nbdsrv_tls_unref(struct nbdsrv_tls *tls);             /* accepts NULL */
+/* Whether two configurations name the same TLS credential files. */
+bool nbdsrv_tls_same_files(const struct cfg *a, const struct cfg *b);
 /* Run the server side of the TLS handshake on io->fd (after NBD_REP_ACK to
  * STARTTLS was sent). On success io->tls is set and *identity_out is the
  * PSK identity or the verified client certificate's DN (or NULL if the
@@ -253,7 +257,8 @@ struct nbdsrv {
     struct cfg *(*get_cfg)(struct nbdsrv *srv); /* current config (new reference) */
     const struct nbdsrv_export_ops *exports;
     void *exports_data;
-    struct nbdsrv_tls *tls;             /* NULL: no TLS configured */
+    struct nbdsrv_tls *tls;             /* current credentials; NULL: no TLS */
+    struct cfg *tls_cfg;                /* the configuration tls was loaded from */
     GMutex lock;
     GCond cond;
     GHashTable *conns;                  /* struct nbdsrv_conn * set */
@@ -284,6 +289,7 @@ struct nbdsrv_conn {
     uint64_t id;
     char *peer;
     struct cfg *cfg;       /* reference for the connection's lifetime */
+    struct nbdsrv_tls *tls; /* credentials for this connection (ref), NULL: NOTLS */
     struct nbdsrv_io io;
     enum nbdsrv_state state;
     /* negotiated in OPTIONS */

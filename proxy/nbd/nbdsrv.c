@@ -44,6 +44,7 @@ nbdsrv_new_with_exports(struct cfg *cfg, const struct nbdsrv_export_ops *ops, vo
     srv->exports = ops;
     srv->exports_data = ops_data;
     srv->tls = tls;
+    srv->tls_cfg = cfg_ref(cfg);
     g_mutex_init(&srv->lock);
     g_cond_init(&srv->cond);
     srv->conns = g_hash_table_new(NULL, NULL);
@@ -59,7 +60,8 @@ nbdsrv_free(struct nbdsrv *srv)
     g_warn_if_fail(g_hash_table_size(srv->conns) == 0);
     g_hash_table_unref(srv->conns);
     g_hash_table_unref(srv->writers);
-    nbdsrv_tls_free(srv->tls);
+    nbdsrv_tls_unref(srv->tls);
+    cfg_unref(srv->tls_cfg);
     cfg_unref(srv->cfg);
     g_mutex_clear(&srv->lock);
     g_cond_clear(&srv->cond);
@@ -98,6 +100,33 @@ nbdsrv_shutdown(struct nbdsrv *srv)
     g_mutex_unlock(&srv->lock);
 }
 
+/* The credentials for a connection under cfg: reloaded when a reloaded
+ * configuration names other files (docs/config.md: TLS settings apply to
+ * new connections). Returns a reference or NULL (no TLS). */
+static struct nbdsrv_tls *
+conn_tls(struct nbdsrv *srv, struct cfg *cfg)
+{
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&srv->lock);
+
+    if (cfg != srv->tls_cfg && !nbdsrv_tls_same_files(cfg, srv->tls_cfg)) {
+        g_autoptr(GError) error = NULL;
+        struct nbdsrv_tls *tls = nbdsrv_tls_new(cfg, &error);
+        if (error) {
+            g_warning("NBD TLS credentials not reloaded, keeping the old ones: %s",
+                      error->message);
+        } else {
+            g_message("NBD TLS credentials %s", tls ? "reloaded" : "removed");
+            nbdsrv_tls_unref(srv->tls);
+            srv->tls = tls;
+        }
+    }
+    if (cfg != srv->tls_cfg) {
+        cfg_unref(srv->tls_cfg);
+        srv->tls_cfg = cfg_ref(cfg);
+    }
+    return nbdsrv_tls_ref(srv->tls);
+}
+
 bool
 nbdsrv_conn_check_invariants(const struct nbdsrv_conn *conn)
 {
@@ -125,6 +154,7 @@ nbdsrv_conn_run(struct nbdsrv *srv, int fd, const char *peer)
     conn->srv = srv;
     conn->peer = g_strdup(peer ? peer : "?");
     conn->cfg = nbdsrv_get_cfg(srv);
+    conn->tls = conn_tls(srv, conn->cfg);
     nbdsrv_io_init(&conn->io, fd);
     g_mutex_lock(&srv->lock);
     conn->id = ++srv->next_id;
@@ -148,6 +178,7 @@ nbdsrv_conn_run(struct nbdsrv *srv, int fd, const char *peer)
     nbdsrv_io_clear(&conn->io);
     close(fd);
     cfg_unref(conn->cfg);
+    nbdsrv_tls_unref(conn->tls);
     g_free(conn->tls_identity);
     g_free(conn->meta_export);
     g_free(conn->writer_client);

@@ -9,8 +9,10 @@
  * certificate at all gives no identity (the client may still use exports
  * that are not bound to one).
  *
- * Credentials are read when the server starts; a configuration reload
- * (SIGHUP) does not re-read them (docs/nbd.md).
+ * Credentials are read when the server starts and again for the first new
+ * connection after a configuration reload (SIGHUP) that names other files;
+ * if they fail to load, the old ones stay in force. Connections keep the
+ * credentials they started with (refcounted).
  */
 #include <errno.h>
 #include <poll.h>
@@ -26,6 +28,7 @@
 #define TLS_HANDSHAKE_TIMEOUT_MS 30000
 
 struct nbdsrv_tls {
+    gint refcount;
     gnutls_certificate_credentials_t x509; /* NULL: no certificate */
     bool request_client_cert;
     gnutls_psk_server_credentials_t psk;   /* NULL: no PSK */
@@ -147,6 +150,7 @@ nbdsrv_tls_new(const struct cfg *cfg, GError **error)
         return NULL;
     }
     struct nbdsrv_tls *tls = g_new0(struct nbdsrv_tls, 1);
+    tls->refcount = 1;
     if (want_x509 && !tls_load_x509(tls, cfg, error))
         goto fail;
     if (cfg->tls_psk_file) {
@@ -167,14 +171,30 @@ nbdsrv_tls_new(const struct cfg *cfg, GError **error)
     }
     return tls;
 fail:
-    nbdsrv_tls_free(tls);
+    nbdsrv_tls_unref(tls);
     return NULL;
 }
 
-void
-nbdsrv_tls_free(struct nbdsrv_tls *tls)
+struct nbdsrv_tls *
+nbdsrv_tls_ref(struct nbdsrv_tls *tls)
 {
-    if (!tls)
+    if (tls)
+        g_atomic_int_inc(&tls->refcount);
+    return tls;
+}
+
+bool
+nbdsrv_tls_same_files(const struct cfg *a, const struct cfg *b)
+{
+    return g_strcmp0(a->tls_cert, b->tls_cert) == 0 && g_strcmp0(a->tls_key, b->tls_key) == 0 &&
+           g_strcmp0(a->tls_ca, b->tls_ca) == 0 &&
+           g_strcmp0(a->tls_psk_file, b->tls_psk_file) == 0;
+}
+
+void
+nbdsrv_tls_unref(struct nbdsrv_tls *tls)
+{
+    if (!tls || !g_atomic_int_dec_and_test(&tls->refcount))
         return;
     if (tls->x509)
         gnutls_certificate_free_credentials(tls->x509);

@@ -28,7 +28,7 @@ ovt_check "nbdinfo --list: names the image" \
     grep -q 'export="lab"' <<<"$(nbdinfo --list "nbd://127.0.0.1:$OVT_NBD_PORT" 2>&1)"
 
 map=$(nbdinfo --map "$IMG" 2>&1)
-diag "$map"
+sed "s/^/# /" <<<"$map"
 ovt_check "nbdinfo --map: data then the base's hole" \
     test "$(awk '{print $1, $2, $3}' <<<"$map")" = "$(printf '0 8388608 0\n8388608 25165824 3')"
 
@@ -45,18 +45,18 @@ ovt_check "nbdcopy: patterned image into the client export" nbdcopy "$OVT_DIR/ne
 ovt_check "nbdcopy: client export out again" nbdcopy "$PC1" "$OVT_DIR/out.raw"
 ovt_check "nbdcopy round trip is byte-exact" cmp "$OVT_DIR/new.raw" "$OVT_DIR/out.raw"
 map=$(nbdinfo --map=ovgate:overlay "$PC1" 2>&1)
-diag "$map"
+sed "s/^/# /" <<<"$map"
 ovt_check "nbdinfo --map=ovgate:overlay: the copied data lives in the overlay" \
     awk '$1 == 0 && $3 % 2 == 1 { found = 1 } END { exit !found }' <<<"$map"
 ovt_check "qemu-img compare: file vs nbd:// client export" \
-    qemu-img compare -f raw -F raw "$OVT_DIR/new.raw" "$PC1"
+    nbdt_quiet qemu-img compare -f raw -F raw "$OVT_DIR/new.raw" "$PC1"
 ovt_check "qemu-img compare: base vs nbd:// image export" \
-    qemu-img compare -f raw -F raw "$OVT_DIR/base.raw" "$IMG"
+    nbdt_quiet qemu-img compare -f raw -F raw "$OVT_DIR/base.raw" "$IMG"
 ovt_check "qemu-img convert from nbd:// image export" \
     qemu-img convert -f raw -O raw "$IMG" "$OVT_DIR/img-out.raw"
 ovt_check "qemu-img convert output equals the base" cmp "$OVT_DIR/base.raw" "$OVT_DIR/img-out.raw"
 ovt_check "qemu-img convert into nbd:// client export, compare" \
     sh -c "qemu-img convert -n -f raw -O raw '$OVT_DIR/base.raw' '$PC1' &&
-           qemu-img compare -f raw -F raw '$OVT_DIR/base.raw' '$PC1'"
+           qemu-img compare -q -f raw -F raw '$OVT_DIR/base.raw' '$PC1'"
 ovt_check "generation file unchanged" test "$(nbdt_sha_gen lab 1)" = "$gen"
 ovt_done

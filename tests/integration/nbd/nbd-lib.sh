@@ -35,3 +35,8 @@ PY
 nbdt_sha_gen() {
     sha256sum "$OVT_STORE/images/$1/gen/$2.raw" | cut -d' ' -f1
 }
+
+# Run a command with its output out of the TAP stream.
+nbdt_quiet() {
+    "$@" >/dev/null 2>&1
+}

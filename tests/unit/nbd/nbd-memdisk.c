@@ -203,7 +203,7 @@ nbdt_open(struct nbdsrv *srv, struct nbdsrv_conn *conn, const char *name, bool f
     if (d == e->tls) {
         if (!conn->tls_active) {
             *msg = g_strdup("needs TLS");
-            return srv->tls ? NBD_REP_ERR_TLS_REQD : NBD_REP_ERR_POLICY;
+            return conn->tls ? NBD_REP_ERR_TLS_REQD : NBD_REP_ERR_POLICY;
         }
         if (g_strcmp0(conn->tls_identity, "alice") != 0) {
             *msg = g_strdup("identity not allowed");
