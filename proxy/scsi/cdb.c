@@ -19,6 +19,9 @@
  */
 #include "sdev-int.h"
 
+/* The table reads best one command per entry. */
+/* clang-format off */
+
 /* Reservation classes used below. */
 #define RD (SDEV_OPF_PR_READ)
 #define WR (SDEV_OPF_PR_WRITE | SDEV_OPF_WRITES)
@@ -167,6 +170,7 @@ static const struct sdev_op sdev_ops[256] = {
          sdev_sbc_write_verify_exec),
     RW12(0xaf, "VERIFY(12)", 0xf6, RD, sdev_sbc_verify_parse, sdev_sbc_verify_exec),
 };
+/* clang-format on */
 
 const struct sdev_op *
 sdev_op_lookup(uint8_t opcode, uint8_t sa, bool *has_sa)

@@ -324,8 +324,8 @@ sdev_spc_pr_in_exec(struct sdev_req *req)
     case 0x02: { /* REPORT CAPABILITIES, SPC-4 §6.15.4 */
         uint8_t d[8] = {0};
         sdev_put_be16(d, 8);
-        d[2] = 0x10;        /* CRH=1; SIP_C=0, ATP_C=0, PTPL_C=0 (not persisted) */
-        d[3] = 0x80;        /* TMV: the type mask is valid; PTPL_A=0 */
+        d[2] = 0x10; /* CRH=1; SIP_C=0, ATP_C=0, PTPL_C=0 (not persisted) */
+        d[3] = 0x80; /* TMV: the type mask is valid; PTPL_A=0 */
         d[4] = 0x80 | 0x40 | 0x20 | 0x08 | 0x02; /* WR_EX_AR EX_AC_RO WR_EX_RO EX_AC WR_EX */
         d[5] = 0x01;                             /* EX_AC_AR */
         g_byte_array_append(out, d, 8);

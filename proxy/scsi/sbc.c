@@ -254,8 +254,7 @@ sdev_sbc_write_verify_exec(struct sdev_req *req)
     if (len == 0)
         return SDEV_SENSE_OK;
     /* The data must be on the medium before it is verified (SBC-3 §5.38). */
-    rc = view_pwrite(req->lu->view, cmd->data_out, len, cmd->lba << req->lu->block_shift,
-                     VIEW_FUA);
+    rc = view_pwrite(req->lu->view, cmd->data_out, len, cmd->lba << req->lu->block_shift, VIEW_FUA);
     if (rc < 0)
         return sdev_io_error(req, rc, true);
     if (!(cmd->flags & SDEV_CF_BYTCHK_MASK))

@@ -66,12 +66,12 @@ enum sdev_sense {
 #define SDEV_ASCQ_REGISTRATIONS_PREEMPTED 0x05
 
 /* Limits reported in the Block Limits VPD page and enforced by parse. */
-#define SDEV_MAX_XFER_BYTES (32u << 20)      /* READ/WRITE/VERIFY per command */
+#define SDEV_MAX_XFER_BYTES (32u << 20) /* READ/WRITE/VERIFY per command */
 #define SDEV_OPT_XFER_BYTES (1u << 20)
-#define SDEV_MAX_UNMAP_BYTES (512ull << 20)  /* per UNMAP / WRITE SAME command */
+#define SDEV_MAX_UNMAP_BYTES (512ull << 20) /* per UNMAP / WRITE SAME command */
 #define SDEV_MAX_UNMAP_DESCRIPTORS 256u
-#define SDEV_MAX_CAW_BLOCKS 128u             /* COMPARE AND WRITE */
-#define SDEV_UA_MAX 8                        /* queued unit attentions per nexus */
+#define SDEV_MAX_CAW_BLOCKS 128u /* COMPARE AND WRITE */
+#define SDEV_UA_MAX 8            /* queued unit attentions per nexus */
 #define SDEV_PR_MAX_REGISTRANTS 256u
 
 /* Descriptor flags (enum sdev_op_flags). */
@@ -95,8 +95,8 @@ enum sdev_cmd_flags {
     SDEV_CF_BYTCHK_MASK = 3u << 3,
     SDEV_CF_LONG_LBA = 1u << 5, /* MODE SENSE(10) LLBAA */
     SDEV_CF_DBD = 1u << 6,
-    SDEV_CF_TEN = 1u << 7,      /* the 10-byte variant of MODE SENSE/SELECT */
-    SDEV_CF_PARAM_SHIFT = 8,    /* 8 bits of handler-specific parameter */
+    SDEV_CF_TEN = 1u << 7,   /* the 10-byte variant of MODE SENSE/SELECT */
+    SDEV_CF_PARAM_SHIFT = 8, /* 8 bits of handler-specific parameter */
 };
 
 struct sdev_req;
@@ -143,14 +143,14 @@ struct sdev_lu {
     /* persistent reservations (SPC-4 §5.13) */
     GPtrArray *registrants; /* struct sdev_pr_reg *, owned */
     uint32_t pr_generation;
-    uint8_t pr_type;           /* 0 = no reservation */
+    uint8_t pr_type;               /* 0 = no reservation */
     struct sdev_pr_reg *pr_holder; /* for all-registrants types: any one registrant */
 };
 
 struct sdev_nexus {
     struct sdev_lu *lu; /* holds a reference */
     char *initiator_port;
-    char *target_port;  /* may be NULL */
+    char *target_port; /* may be NULL */
     uint16_t rel_tpid;
     /* pending unit attentions, oldest first (lu->lock) */
     uint8_t ua_asc[SDEV_UA_MAX];
@@ -268,8 +268,8 @@ uint32_t sdev_data_out_len(const struct sdev_req *req, uint32_t want);
 bool sdev_lu_desc_sense(struct sdev_lu *lu);
 
 /* ---- handlers: parse (p) and exec (x) ---- */
-#define SDEV_HANDLERS(name)                                                                    \
-    enum sdev_sense sdev_##name##_parse(struct sdev_req *req);                                 \
+#define SDEV_HANDLERS(name)                                                                        \
+    enum sdev_sense sdev_##name##_parse(struct sdev_req *req);                                     \
     enum sdev_sense sdev_##name##_exec(struct sdev_req *req)
 
 /* sbc.c */

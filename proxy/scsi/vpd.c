@@ -37,8 +37,8 @@ sdev_vpd_designator(GByteArray *out, uint8_t code_set, uint8_t assoc, uint8_t ty
                     const void *value, size_t len)
 {
     uint8_t hdr[4];
-    hdr[0] = code_set & 0x0f;                                 /* protocol id 0, code set */
-    hdr[1] = (uint8_t)(((assoc & 3) << 4) | (type & 0x0f));   /* PIV=0 */
+    hdr[0] = code_set & 0x0f;                               /* protocol id 0, code set */
+    hdr[1] = (uint8_t)(((assoc & 3) << 4) | (type & 0x0f)); /* PIV=0 */
     hdr[2] = 0;
     hdr[3] = (uint8_t)len;
     g_byte_array_append(out, hdr, 4);
@@ -101,13 +101,15 @@ sdev_vpd_block_limits(struct sdev_lu *lu, GByteArray *out)
     uint32_t granule = view_get_granule(lu->view);
     uint32_t gran_blocks = granule > lu->block_size ? granule / lu->block_size : 1;
 
-    p[0] = 0x01;                      /* WSNZ: WRITE SAME with 0 blocks is refused */
-    p[1] = SDEV_MAX_CAW_BLOCKS;       /* MAXIMUM COMPARE AND WRITE LENGTH */
-    sdev_put_be16(p + 2, (uint16_t)MIN(gran_blocks, 0xffffu)); /* OPTIMAL TRANSFER LENGTH GRANULARITY */
-    sdev_put_be32(p + 4, SDEV_MAX_XFER_BYTES >> lu->block_shift);  /* MAXIMUM TRANSFER LENGTH */
-    sdev_put_be32(p + 8, SDEV_OPT_XFER_BYTES >> lu->block_shift);  /* OPTIMAL TRANSFER LENGTH */
-    sdev_put_be32(p + 12, 0);                                      /* MAXIMUM PREFETCH LENGTH */
-    sdev_put_be32(p + 16, (uint32_t)(SDEV_MAX_UNMAP_BYTES >> lu->block_shift)); /* MAX UNMAP LBA COUNT */
+    p[0] = 0x01;                /* WSNZ: WRITE SAME with 0 blocks is refused */
+    p[1] = SDEV_MAX_CAW_BLOCKS; /* MAXIMUM COMPARE AND WRITE LENGTH */
+    sdev_put_be16(p + 2,
+                  (uint16_t)MIN(gran_blocks, 0xffffu)); /* OPTIMAL TRANSFER LENGTH GRANULARITY */
+    sdev_put_be32(p + 4, SDEV_MAX_XFER_BYTES >> lu->block_shift); /* MAXIMUM TRANSFER LENGTH */
+    sdev_put_be32(p + 8, SDEV_OPT_XFER_BYTES >> lu->block_shift); /* OPTIMAL TRANSFER LENGTH */
+    sdev_put_be32(p + 12, 0);                                     /* MAXIMUM PREFETCH LENGTH */
+    sdev_put_be32(p + 16,
+                  (uint32_t)(SDEV_MAX_UNMAP_BYTES >> lu->block_shift)); /* MAX UNMAP LBA COUNT */
     sdev_put_be32(p + 20, SDEV_MAX_UNMAP_DESCRIPTORS); /* MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT */
     sdev_put_be32(p + 24, gran_blocks);                /* OPTIMAL UNMAP GRANULARITY */
     sdev_put_be32(p + 28, 0x80000000u);                /* UGAVALID, alignment 0 */
@@ -129,9 +131,9 @@ static void
 sdev_vpd_lbp(GByteArray *out)
 {
     uint8_t p[4] = {0};
-    p[0] = 0;                              /* THRESHOLD EXPONENT: no thresholds */
-    p[1] = 0x80 | 0x40 | 0x20 | (1 << 2);  /* LBPU, LBPWS, LBPWS10, LBPRZ=001b; ANC_SUP=0, DP=0 */
-    p[2] = 0x02;                           /* PROVISIONING TYPE: thin */
+    p[0] = 0;                             /* THRESHOLD EXPONENT: no thresholds */
+    p[1] = 0x80 | 0x40 | 0x20 | (1 << 2); /* LBPU, LBPWS, LBPWS10, LBPRZ=001b; ANC_SUP=0, DP=0 */
+    p[2] = 0x02;                          /* PROVISIONING TYPE: thin */
     g_byte_array_append(out, p, sizeof(p));
 }
 

@@ -9,7 +9,7 @@
 
 #include "sdev.h"
 
-#define FX_DISK_SIZE (64u << 20) /* 131072 blocks of 512 */
+#define FX_DISK_SIZE (64u << 20)          /* 131072 blocks of 512 */
 #define FX_DATA_SIZE ((4u << 20) - 65536) /* the base has data here, a hole after */
 #define FX_GRANULE 4096u
 #define FX_BLOCKS (FX_DISK_SIZE / 512)

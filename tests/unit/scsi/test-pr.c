@@ -103,7 +103,7 @@ test_register(struct fx *f, gconstpointer d)
     g_assert_cmphex(prout(f->a, REGISTER, 0, 0, 0xa), ==, GOOD);
     g_assert_cmphex(prout(f->b, REGISTER, 0, 0, 0xb), ==, GOOD);
     prin(f->a, &cmd, 0x00);
-    g_assert_cmpuint(fx_be32(cmd.data_in), ==, 2);     /* PRGENERATION */
+    g_assert_cmpuint(fx_be32(cmd.data_in), ==, 2);      /* PRGENERATION */
     g_assert_cmpuint(fx_be32(cmd.data_in + 4), ==, 16); /* two keys */
     g_assert_cmphex(fx_be64(cmd.data_in + 8), ==, 0xa);
     g_assert_cmphex(fx_be64(cmd.data_in + 16), ==, 0xb);
@@ -144,8 +144,8 @@ test_write_exclusive(struct fx *f, gconstpointer d)
 
     g_assert_cmphex(do_read(f->b), ==, GOOD);
     g_assert_cmphex(do_write(f->b), ==, CONFLICT);
-    g_assert_cmphex(run_simple(f->b, 0x00), ==, GOOD); /* TEST UNIT READY */
-    g_assert_cmphex(run_simple(f->b, 0x12), ==, GOOD); /* INQUIRY */
+    g_assert_cmphex(run_simple(f->b, 0x00), ==, GOOD);     /* TEST UNIT READY */
+    g_assert_cmphex(run_simple(f->b, 0x12), ==, GOOD);     /* INQUIRY */
     g_assert_cmphex(run_simple(f->b, 0x1a), ==, CONFLICT); /* MODE SENSE: registrants only */
     g_assert_cmphex(do_write(f->a), ==, GOOD);
     /* a registered non-holder still may not write */
@@ -285,7 +285,7 @@ test_capabilities_and_unsupported(struct fx *f, gconstpointer d)
     prin(f->a, &cmd, 0x02);
     g_assert_cmpuint(cmd.data_in_len, ==, 8);
     g_assert_cmpuint((cmd.data_in[0] << 8) | cmd.data_in[1], ==, 8);
-    g_assert_cmphex(cmd.data_in[2] & 0x0d, ==, 0); /* SIP_C ATP_C PTPL_C all 0 */
+    g_assert_cmphex(cmd.data_in[2] & 0x0d, ==, 0);    /* SIP_C ATP_C PTPL_C all 0 */
     g_assert_cmphex(cmd.data_in[3] & 0x81, ==, 0x80); /* TMV, PTPL_A=0 */
     g_assert_cmphex(cmd.data_in[4], ==, 0xea);
     g_assert_cmphex(cmd.data_in[5], ==, 0x01);
@@ -345,8 +345,8 @@ test_survives_nexus_loss(struct fx *f, gconstpointer d)
     g_assert_cmphex(prout(f->a, RESERVE, EA, 0xa, 0), ==, GOOD);
     sdev_nexus_free(f->a);
     /* the initiator logs in again with the same ISID: the same I_T nexus */
-    f->a = sdev_nexus_new(f->lu, "iqn.2024-01.test:a,i,0x230000000001",
-                          "iqn.2024-01.tgt:lab,t,0x1", 1);
+    f->a = sdev_nexus_new(f->lu, "iqn.2024-01.test:a,i,0x230000000001", "iqn.2024-01.tgt:lab,t,0x1",
+                          1);
     fx_clear_ua(f->a);
     g_assert_cmphex(do_write(f->a), ==, GOOD);
     g_assert_cmphex(do_read(f->b), ==, CONFLICT);

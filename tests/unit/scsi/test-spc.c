@@ -47,8 +47,8 @@ test_inquiry_standard(struct fx *f, gconstpointer d)
     inquiry(f->a, &cmd, false, 0, 255);
     g_assert_cmpuint(cmd.data_in_len, ==, 96);
     g_assert_cmphex(cmd.data_in[0], ==, 0x00);
-    g_assert_cmphex(cmd.data_in[2], ==, 0x06);        /* SPC-4 */
-    g_assert_cmphex(cmd.data_in[3], ==, 0x12);        /* HISUP, format 2 */
+    g_assert_cmphex(cmd.data_in[2], ==, 0x06); /* SPC-4 */
+    g_assert_cmphex(cmd.data_in[3], ==, 0x12); /* HISUP, format 2 */
     g_assert_cmpuint(cmd.data_in[4], ==, 91);
     g_assert_cmphex(cmd.data_in[5] & 0x30, ==, 0x00); /* TPGS 0 */
     g_assert_cmphex(cmd.data_in[7], ==, 0x02);        /* CMDQUE */
@@ -78,10 +78,10 @@ test_inquiry_vpd(struct fx *f, gconstpointer d)
     /* B0: block limits */
     inquiry(f->a, &cmd, true, 0xb0, 255);
     g_assert_cmpuint(cmd.data_in_len, ==, 64);
-    g_assert_cmphex(cmd.data_in[4] & 1, ==, 1);                         /* WSNZ */
+    g_assert_cmphex(cmd.data_in[4] & 1, ==, 1);                          /* WSNZ */
     g_assert_cmpuint(fx_be32(cmd.data_in + 8), ==, (32u << 20) / 512);   /* max transfer */
-    g_assert_cmpuint(fx_be32(cmd.data_in + 24), ==, 256);               /* max unmap descriptors */
-    g_assert_cmpuint(fx_be32(cmd.data_in + 28), ==, FX_GRANULE / 512);  /* unmap granularity */
+    g_assert_cmpuint(fx_be32(cmd.data_in + 24), ==, 256);                /* max unmap descriptors */
+    g_assert_cmpuint(fx_be32(cmd.data_in + 28), ==, FX_GRANULE / 512);   /* unmap granularity */
     g_assert_cmpuint(fx_be64(cmd.data_in + 36), ==, (512u << 20) / 512); /* max write same */
     sdev_cmd_clear(&cmd);
 
