@@ -30,18 +30,43 @@ struct gc_use {
     GHashTable *unreadable; /* image -> NULL: some overlay of it cannot be read */
 };
 
+static int
+strcmp_indirect(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Entry names of dir, sorted (so that reports come in a stable order), or
+ * NULL with an error. */
+static GPtrArray *
+list_sorted(const char *dir, GError **error)
+{
+    GDir *d = g_dir_open(dir, 0, NULL);
+    if (!d) {
+        store_fail_errno(error, errno, "cannot list %s", dir);
+        return NULL;
+    }
+    GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+    const char *name;
+    while ((name = g_dir_read_name(d)) != NULL)
+        g_ptr_array_add(names, g_strdup(name));
+    g_dir_close(d);
+    g_ptr_array_sort(names, strcmp_indirect);
+    return names;
+}
+
 /* Remove stale NAME.tmp-XXXXXX files of atomic writes in dir (in image and
  * client directories those are only written under the store lock, which gc
  * holds) and, with orphans, N.raw files without N.conf. */
 static bool
 gc_sweep_dir(const char *dir, bool orphans, GString *report, GError **error)
 {
-    GDir *d = g_dir_open(dir, 0, NULL);
-    if (!d)
-        return store_fail_errno(error, errno, "cannot list %s", dir);
-    const char *file;
+    g_autoptr(GPtrArray) names = list_sorted(dir, error);
+    if (!names)
+        return false;
     bool ok = true;
-    while (ok && (file = g_dir_read_name(d)) != NULL) {
+    for (guint i = 0; ok && i < names->len; i++) {
+        const char *file = names->pdata[i];
         g_autofree char *path = g_build_filename(dir, file, NULL);
         bool stale = strstr(file, ".tmp-") != NULL;
         if (!stale && orphans && g_str_has_suffix(file, ".raw")) {
@@ -56,7 +81,6 @@ gc_sweep_dir(const char *dir, bool orphans, GString *report, GError **error)
         else
             g_string_append_printf(report, "removed leftover file %s\n", path);
     }
-    g_dir_close(d);
     return ok;
 }
 
@@ -140,13 +164,12 @@ gc_images(struct ov_store *store, struct gc_use *use, GString *report, GError **
 static bool
 gc_tmp(struct ov_store *store, GString *report, GError **error)
 {
-    GDir *d = g_dir_open(store->tmp_dir, 0, NULL);
-    if (!d)
-        return store_fail_errno(error, errno, "cannot list %s", store->tmp_dir);
-    const char *name;
+    g_autoptr(GPtrArray) names = list_sorted(store->tmp_dir, error);
+    if (!names)
+        return false;
     bool ok = true;
-    while (ok && (name = g_dir_read_name(d)) != NULL) {
-        g_autofree char *path = g_build_filename(store->tmp_dir, name, NULL);
+    for (guint i = 0; ok && i < names->len; i++) {
+        g_autofree char *path = g_build_filename(store->tmp_dir, names->pdata[i], NULL);
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
             continue; /* gone meanwhile */
@@ -158,7 +181,6 @@ gc_tmp(struct ov_store *store, GString *report, GError **error)
         }
         close(fd);
     }
-    g_dir_close(d);
     return ok;
 }
 

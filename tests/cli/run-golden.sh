@@ -4,7 +4,7 @@
 # SCRIPT (bash) runs in a fresh temporary directory ($CLI_TMP, also its cwd)
 # with $CLI_LIB sourced for helpers; its stdout and stderr together are
 # normalised (the temporary path -> TMP, UUIDs -> UUID, times -> TIME,
-# on-disk sizes -> N) and compared with EXPECTED. Exit 0 when they match,
+# on-disk sizes -> N, random names of STORE/tmp entries -> NAME-XXXXXX) and compared with EXPECTED. Exit 0 when they match,
 # 1 with a diff otherwise, 77 (skip) when SCRIPT exits 77. The temporary
 # directory is always removed.
 # Set CLI_UPDATE=1 to rewrite EXPECTED from the actual output.
@@ -29,6 +29,8 @@ echo "[script exit $rc]" >> "$tmp/output"
 sed -E \
     -e "s#$work#TMP#g" \
     -e 's/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/UUID/g' \
+    -e 's/^(image|commit|client|removed)-[A-Za-z0-9]{6,8}$/\1-XXXXXX/' \
+    -e 's#(/tmp/(image|commit|client|removed))-[A-Za-z0-9]{6,8}#\1-XXXXXX#g' \
     -e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z/TIME/g' \
     -e 's/"created" : [0-9]+/"created" : TIME/' \
     -e 's/(on disk: +).*/\1N/' \
