@@ -126,6 +126,12 @@ done
 iscsi_port=$(awk '$1 == "iscsi" { sub(/.*:/, "", $2); print $2 }' "$port_file")
 nbd_port=$(awk '$1 == "nbd" { sub(/.*:/, "", $2); print $2 }' "$port_file")
 portal=127.0.0.1:$iscsi_port
+# nbdsh runs "python3" from PATH; when that one lacks libnbd's bindings (a
+# pyenv or venv interpreter first on PATH), name the system one instead.
+nbdsh=nbdsh
+if ! python3 -c 'import nbd' >/dev/null 2>&1 && /usr/bin/python3 -c 'import nbd' >/dev/null 2>&1; then
+    nbdsh="/usr/bin/python3 -m nbd"
+fi
 qemu_iscsi="driver=raw,file.driver=iscsi,file.transport=tcp,file.portal=$portal,file.target=$target,file.lun=0,file.initiator-name=$client_iqn"
 
 cat <<EOF
@@ -144,7 +150,7 @@ store: $store    image: $image (auto-enrolment on)    client: $client ($client_i
 -- NBD (libnbd tools, QEMU): export IMAGE/CLIENT, or IMAGE read-only --
   nbdinfo --list nbd://127.0.0.1:$nbd_port
   nbdinfo nbd://127.0.0.1:$nbd_port/$image/$client
-  nbdsh -u nbd://127.0.0.1:$nbd_port/$image/$client -c 'h.pwrite(b"hello", 0); h.flush()'
+  $nbdsh -u nbd://127.0.0.1:$nbd_port/$image/$client -c 'h.pwrite(b"hello", 0); h.flush()'
   qemu-img info nbd://127.0.0.1:$nbd_port/$image
 
 -- open-iscsi (a real initiator; needs the iscsi_tcp kernel module) --
@@ -188,10 +194,12 @@ try "README in the copied disk" sh -c "debugfs -R 'cat /README' '$scratch/pc01.r
 try "auto-enrolment of a new initiator" iscsi-ls -s -i iqn.2026-11.org.ovgate.demo:pc02 "iscsi://$portal"
 try "nbdinfo --list" nbdinfo --list "nbd://127.0.0.1:$nbd_port"
 try "nbdinfo" nbdinfo "nbd://127.0.0.1:$nbd_port/$image/$client"
-try "nbdsh write + flush" nbdsh -u "nbd://127.0.0.1:$nbd_port/$image/$client" -c 'h.pwrite(b"hello", 0); h.flush()'
+# shellcheck disable=SC2086 # $nbdsh may be "python3 -m nbd"
+try "nbdsh write + flush" $nbdsh -u "nbd://127.0.0.1:$nbd_port/$image/$client" -c 'h.pwrite(b"hello", 0); h.flush()'
 try "qemu-img info over NBD (read-only image)" qemu-img info "nbd://127.0.0.1:$nbd_port/$image"
 try "ovctl status" "$ovctl" --store "$store" status
 try "ovctl client list" "$ovctl" --store "$store" client list
+try "ovctl commit (online)" "$ovctl" --store "$store" commit "$client"
 try "ovctl reset --force" "$ovctl" --store "$store" reset "$client" --force
 rm -rf "$scratch"
 if [ "$failed" = 0 ]; then

@@ -255,7 +255,7 @@ reg_attach_disk(struct reg *reg, const char *key, const char *client, const char
     a = reg_attach_new(reg, disk, params);
     g_cond_broadcast(&reg->changed);
     g_mutex_unlock(&reg->lock);
-    g_message("opened disk %s (image %s generation %u) for %s", key, image, disk->generation,
+    g_info("opened disk %s (image %s generation %u) for %s", key, image, disk->generation,
               params->peer ? params->peer : "?");
     return a;
 }
@@ -330,7 +330,7 @@ reg_detach(struct reg_attach *a)
         /* The last reference of the view closes the overlay: final flush. */
         sdev_lu_unref(lu);
         view_unref(view);
-        g_message("closed disk %s", disk->key);
+        g_info("closed disk %s", disk->key);
         g_mutex_lock(&reg->lock);
         reg_disk_remove(reg, disk);
         g_mutex_unlock(&reg->lock);
