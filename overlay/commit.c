@@ -302,6 +302,17 @@ struct publish {
     uint32_t gen; /* out */
 };
 
+/* After a failed ov_overlay_create(replace): did the new overlay land anyway
+ * (only the directory sync failed)? Then the commit must not be undone, or
+ * the client would sit on a generation that no longer exists. */
+static bool
+overlay_moved(const char *path, const struct ov_base_id *id)
+{
+    struct ov_base_id now;
+    return ov_overlay_read_base_id(path, &now, NULL) && now.generation == id->generation &&
+           memcmp(now.uuid, id->uuid, OV_UUID_LEN) == 0;
+}
+
 /* Under the store lock: move tmp_path into place as the next generation,
  * make it the head, and move the client onto it. Undone in reverse order on
  * failure. */
@@ -344,8 +355,10 @@ publish(struct ov_store *store, struct publish *p, const char *tmp_path, GError 
         goto undo_raw;
     if (!store_image_write_conf(store, image_dir, gen, auto_enroll, created, error))
         goto undo_conf;
-    if (!ov_overlay_create(p->overlay_path, &id, p->granule, true, error))
+    if (!ov_overlay_create(p->overlay_path, &id, p->granule, true, error) &&
+        !overlay_moved(p->overlay_path, &id))
         goto undo_head;
+    g_clear_error(error); /* moved: only syncing its directory failed */
     p->gen = gen;
     return true;
 
