@@ -10,7 +10,9 @@
  * refused with NBD_REP_ERR_POLICY, unless the client's configuration sets
  * nbd_replace_stale: then the old connection is kicked (a rebooted machine
  * whose old TCP connection is still half-open gets its disk back) and the new
- * one waits, bounded, until the old one has detached.
+ * one waits, bounded, until the old one has detached. A connection that has
+ * already ended and is only unwinding is waited for in any case, so a client
+ * reconnecting right after a disconnect is not refused.
  *
  * Multi-conn: NBD_FLAG_CAN_MULTI_CONN is advertised on image exports only.
  * They are read-only and immutable, so every connection sees the same bytes
@@ -105,11 +107,13 @@ claim_writer(struct nbdsrv *srv, struct nbdsrv_conn *conn, const char *client,
             conn->writer_client = g_strdup(client);
             return 0;
         }
-        if (!ccfg || !ccfg->nbd_replace_stale) {
-            *msg = g_strdup_printf("client %s already has an NBD connection", client);
+        bool ending = g_atomic_int_get(&cur->closing) || g_atomic_int_get(&cur->kicked);
+        if (!ending && (!ccfg || !ccfg->nbd_replace_stale)) {
+            *msg = g_strdup_printf("client %s already has an NBD connection from %s", client,
+                                   cur->peer);
             return NBD_REP_ERR_POLICY;
         }
-        if (cur != kicked) {
+        if (!ending && cur != kicked) {
             g_message("%s: replacing the NBD connection of client %s from %s", conn->peer,
                       client, cur->peer);
             g_atomic_int_set(&cur->kicked, 1);

@@ -304,6 +304,7 @@ struct nbdsrv_conn {
     struct nbdsrv_export *exp;
     struct nbdsrv_neg neg;
     volatile gint kicked;
+    volatile gint closing; /* past transmission: only unwinding is left */
     char *writer_client;   /* set while holding srv->writers[client] */
 };
 

@@ -164,6 +164,7 @@ nbdsrv_conn_run(struct nbdsrv *srv, int fd, const char *peer)
 
     if (nbdsrv_handshake(conn))
         nbdsrv_transmission(conn);
+    g_atomic_int_set(&conn->closing, 1);
 
     if (conn->exp)
         srv->exports->close(srv, conn, conn->exp);
