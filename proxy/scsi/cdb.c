@@ -277,9 +277,9 @@ sdev_parse_steps(struct sdev_req *req)
 
     if (!op || !(op->flags & SDEV_OPF_UA_PASS)) {
         bool ua;
-        g_mutex_lock(&req->lu->lock);
+        sdev_lu_lock(req->lu);
         ua = sdev_ua_take_locked(nexus, &req->ua_asc, &req->ua_ascq);
-        g_mutex_unlock(&req->lu->lock);
+        sdev_lu_unlock(req->lu);
         if (ua)
             return SDEV_SENSE_UNIT_ATTENTION;
     }

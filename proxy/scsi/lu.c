@@ -73,7 +73,7 @@ sdev_lu_new(struct view *view, const struct sdev_lu_params *params)
             g_snprintf(lu->serial + 2 * i, 3, "%02x", lu->disk_id[i]);
     }
 
-    g_mutex_init(&lu->lock);
+    pthread_mutex_init(&lu->lock, NULL);
     lu->nexuses = g_ptr_array_new();
     lu->registrants = g_ptr_array_new();
     lu->wce = true;
@@ -97,7 +97,7 @@ sdev_lu_unref(struct sdev_lu *lu)
     g_ptr_array_free(lu->nexuses, TRUE);
     sdev_pr_free_all(lu);
     g_ptr_array_free(lu->registrants, TRUE);
-    g_mutex_clear(&lu->lock);
+    pthread_mutex_destroy(&lu->lock);
     view_unref(lu->view);
     g_free(lu->serial);
     g_free(lu);
@@ -118,9 +118,9 @@ sdev_lu_nblocks(struct sdev_lu *lu)
 bool
 sdev_lu_desc_sense(struct sdev_lu *lu)
 {
-    g_mutex_lock(&lu->lock);
+    sdev_lu_lock(lu);
     bool d = lu->d_sense;
-    g_mutex_unlock(&lu->lock);
+    sdev_lu_unlock(lu);
     return d;
 }
 
@@ -137,9 +137,9 @@ sdev_nexus_new(struct sdev_lu *lu, const char *initiator_port, const char *targe
     /* SAM-5 §5.14: a new I_T nexus starts with POWER ON, RESET, OR BUS DEVICE
      * RESET OCCURRED pending. */
     sdev_ua_raise_locked(n, SDEV_ASC_RESET, SDEV_ASCQ_POWER_ON_RESET);
-    g_mutex_lock(&lu->lock);
+    sdev_lu_lock(lu);
     g_ptr_array_add(lu->nexuses, n);
-    g_mutex_unlock(&lu->lock);
+    sdev_lu_unlock(lu);
     return n;
 }
 
@@ -149,12 +149,12 @@ sdev_nexus_free(struct sdev_nexus *nexus)
     if (!nexus)
         return;
     struct sdev_lu *lu = nexus->lu;
-    g_mutex_lock(&lu->lock);
+    sdev_lu_lock(lu);
     /* I_T nexus loss releases an SPC-2 reservation; persistent reservations
      * and registrations survive (SPC-4 §5.13.1). */
     sdev_pr_nexus_gone_locked(lu, nexus);
     g_ptr_array_remove_fast(lu->nexuses, nexus);
-    g_mutex_unlock(&lu->lock);
+    sdev_lu_unlock(lu);
     g_free(nexus->initiator_port);
     g_free(nexus->target_port);
     g_free(nexus);
@@ -193,14 +193,14 @@ sdev_tmf(struct sdev_nexus *nexus, enum sdev_tmf fn)
         return 0;
     case SDEV_TMF_LUN_RESET:
     case SDEV_TMF_TARGET_WARM_RESET:
-        g_mutex_lock(&lu->lock);
+        sdev_lu_lock(lu);
         sdev_lu_reset_locked(lu, SDEV_ASCQ_DEVICE_RESET);
-        g_mutex_unlock(&lu->lock);
+        sdev_lu_unlock(lu);
         return 0;
     case SDEV_TMF_TARGET_COLD_RESET:
-        g_mutex_lock(&lu->lock);
+        sdev_lu_lock(lu);
         sdev_lu_reset_locked(lu, SDEV_ASCQ_POWER_ON);
-        g_mutex_unlock(&lu->lock);
+        sdev_lu_unlock(lu);
         return 0;
     }
     return 5; /* task management function not supported */

@@ -123,10 +123,10 @@ sdev_spc_mode_sense_exec(struct sdev_req *req)
     struct sdev_mode_state st;
     uint64_t nblocks = sdev_lu_nblocks(lu);
 
-    g_mutex_lock(&lu->lock);
+    sdev_lu_lock(lu);
     st.wce = pc == SDEV_PC_DEFAULT ? true : lu->wce;
     st.d_sense = pc == SDEV_PC_DEFAULT ? false : lu->d_sense;
-    g_mutex_unlock(&lu->lock);
+    sdev_lu_unlock(lu);
 
     memset(buf, 0, sizeof(buf));
     for (size_t i = 0; i < sizeof(sdev_mode_pages); i++) {
@@ -238,10 +238,10 @@ sdev_spc_mode_select_exec(struct sdev_req *req)
             return sdev_bad_param(req, (unsigned)hdr + (longlba ? 12 : 5), -1);
     }
 
-    g_mutex_lock(&lu->lock);
+    sdev_lu_lock(lu);
     st.wce = lu->wce;
     st.d_sense = lu->d_sense;
-    g_mutex_unlock(&lu->lock);
+    sdev_lu_unlock(lu);
     for (size_t off = hdr + bd_len; off < len;) {
         r = sdev_mode_select_page(req, p + off, len - off, off, &st);
         if (r)
@@ -249,13 +249,13 @@ sdev_spc_mode_select_exec(struct sdev_req *req)
         off += (size_t)p[off + 1] + 2;
     }
 
-    g_mutex_lock(&lu->lock);
+    sdev_lu_lock(lu);
     bool changed = st.wce != lu->wce || st.d_sense != lu->d_sense;
     lu->wce = st.wce;
     lu->d_sense = st.d_sense;
     if (changed) /* SPC-4 §7.5.1: tell the other initiators */
         sdev_ua_raise_all_locked(lu, req->nexus, SDEV_ASC_PARAMS_CHANGED,
                                  SDEV_ASCQ_MODE_PARAMS_CHANGED);
-    g_mutex_unlock(&lu->lock);
+    sdev_lu_unlock(lu);
     return SDEV_SENSE_OK;
 }

@@ -165,7 +165,7 @@ sdev_pr_check(struct sdev_req *req)
     const struct sdev_op *op = req->op;
     bool ok = true;
 
-    g_mutex_lock(&lu->lock);
+    sdev_lu_lock(lu);
     if (lu->spc2_holder && lu->spc2_holder != req->nexus && !(op->flags & SDEV_OPF_SPC2_ALLOW)) {
         /* SPC-2 §5.5.1: all but INQUIRY, REQUEST SENSE, REPORT LUNS and
          * RELEASE conflict; SPC-4 §5.13.3: so do PERSISTENT RESERVE IN/OUT. */
@@ -174,7 +174,7 @@ sdev_pr_check(struct sdev_req *req)
         struct sdev_pr_reg *reg = pr_find(lu, req->nexus);
         ok = pr_is_holder(lu, reg) || pr_allowed(lu, op, reg);
     }
-    g_mutex_unlock(&lu->lock);
+    sdev_lu_unlock(lu);
     return ok ? SDEV_SENSE_OK : SDEV_SENSE_RESERVATION_CONFLICT;
 }
 
@@ -212,13 +212,13 @@ sdev_spc_reserve_exec(struct sdev_req *req)
     struct sdev_lu *lu = req->lu;
     enum sdev_sense r = SDEV_SENSE_OK;
 
-    g_mutex_lock(&lu->lock);
+    sdev_lu_lock(lu);
     int ex = pr_spc2_exception_locked(lu, req->nexus);
     if (ex < 0 || (ex == 0 && lu->spc2_holder && lu->spc2_holder != req->nexus))
         r = SDEV_SENSE_RESERVATION_CONFLICT;
     else if (ex == 0)
         lu->spc2_holder = req->nexus;
-    g_mutex_unlock(&lu->lock);
+    sdev_lu_unlock(lu);
     return r;
 }
 
@@ -228,13 +228,13 @@ sdev_spc_release_exec(struct sdev_req *req)
     struct sdev_lu *lu = req->lu;
     enum sdev_sense r = SDEV_SENSE_OK;
 
-    g_mutex_lock(&lu->lock);
+    sdev_lu_lock(lu);
     int ex = pr_spc2_exception_locked(lu, req->nexus);
     if (ex < 0)
         r = SDEV_SENSE_RESERVATION_CONFLICT;
     else if (ex == 0 && lu->spc2_holder == req->nexus)
         lu->spc2_holder = NULL; /* a RELEASE from anyone else is GOOD, no effect */
-    g_mutex_unlock(&lu->lock);
+    sdev_lu_unlock(lu);
     return r;
 }
 
@@ -296,7 +296,7 @@ sdev_spc_pr_in_exec(struct sdev_req *req)
     g_autoptr(GByteArray) out = g_byte_array_new();
     uint8_t hdr[8] = {0};
 
-    g_mutex_lock(&lu->lock);
+    sdev_lu_lock(lu);
     switch (sa) {
     case 0x00: /* READ KEYS */
         sdev_put_be32(hdr, lu->pr_generation);
@@ -338,7 +338,7 @@ sdev_spc_pr_in_exec(struct sdev_req *req)
         sdev_put_be32(out->data + 4, out->len - 8);
         break;
     }
-    g_mutex_unlock(&lu->lock);
+    sdev_lu_unlock(lu);
     memcpy(sdev_data_in(req, out->len, cmd->xfer_len), out->data, out->len);
     return SDEV_SENSE_OK;
 }
@@ -585,13 +585,13 @@ sdev_spc_pr_out_exec(struct sdev_req *req)
     o.key = sdev_be64(p);
     o.sa_key = sdev_be64(p + 8);
 
-    g_mutex_lock(&lu->lock);
+    sdev_lu_lock(lu);
     if (lu->spc2_holder && lu->spc2_holder != req->nexus) {
         r = SDEV_SENSE_RESERVATION_CONFLICT; /* SPC-4 §5.13.3 */
     } else {
         o.reg = pr_find(lu, req->nexus);
         r = pr_out_dispatch(req, &o);
     }
-    g_mutex_unlock(&lu->lock);
+    sdev_lu_unlock(lu);
     return r;
 }

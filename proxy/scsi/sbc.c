@@ -89,9 +89,9 @@ sdev_write_flags(struct sdev_req *req)
 {
     bool wce;
 
-    g_mutex_lock(&req->lu->lock);
+    sdev_lu_lock(req->lu);
     wce = req->lu->wce;
-    g_mutex_unlock(&req->lu->lock);
+    sdev_lu_unlock(req->lu);
     return ((req->cmd->flags & SDEV_CF_FUA) || !wce) ? VIEW_FUA : 0;
 }
 

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <pthread.h>
 #include <glib.h>
 
 #include "sdev.h"
@@ -133,7 +134,9 @@ struct sdev_lu {
     char *serial;
     uint8_t disk_id[16];
 
-    GMutex lock;
+    /* A pthread mutex rather than GMutex: GLib's futex-based GMutex is
+     * invisible to ThreadSanitizer, which CI runs on the threaded paths. */
+    pthread_mutex_t lock;
     GPtrArray *nexuses; /* struct sdev_nexus *, borrowed */
     /* mode page state (shared by every nexus) */
     bool wce;
@@ -175,6 +178,17 @@ struct sdev_req {
     /* unit attention to report */
     uint8_t ua_asc, ua_ascq;
 };
+
+static inline void
+sdev_lu_lock(struct sdev_lu *lu)
+{
+    pthread_mutex_lock(&lu->lock);
+}
+static inline void
+sdev_lu_unlock(struct sdev_lu *lu)
+{
+    pthread_mutex_unlock(&lu->lock);
+}
 
 /* ---- big-endian helpers (CDBs and parameter data are big-endian) ---- */
 static inline uint16_t

@@ -97,10 +97,10 @@ sdev_spc_request_sense_exec(struct sdev_req *req)
     uint8_t asc = 0, ascq = 0, key = SDEV_KEY_NO_SENSE;
     uint8_t sense[SDEV_SENSE_MAX];
 
-    g_mutex_lock(&req->lu->lock);
+    sdev_lu_lock(req->lu);
     if (sdev_ua_take_locked(req->nexus, &asc, &ascq))
         key = SDEV_KEY_UNIT_ATTENTION;
-    g_mutex_unlock(&req->lu->lock);
+    sdev_lu_unlock(req->lu);
 
     uint32_t n = sdev_sense_build(sense, cmd->cdb[1] & 0x01, key, asc, ascq, NULL);
     memcpy(sdev_data_in(req, n, cmd->xfer_len), sense, n);

@@ -68,7 +68,7 @@ sdev_ua_raise_reg_locked(struct sdev_lu *lu, const struct sdev_pr_reg *reg, uint
 void
 sdev_lu_raise_ua_all(struct sdev_lu *lu, uint8_t asc, uint8_t ascq)
 {
-    g_mutex_lock(&lu->lock);
+    sdev_lu_lock(lu);
     sdev_ua_raise_all_locked(lu, NULL, asc, ascq);
-    g_mutex_unlock(&lu->lock);
+    sdev_lu_unlock(lu);
 }
