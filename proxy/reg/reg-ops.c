@@ -445,8 +445,18 @@ reg_rescan(struct reg *reg)
             g_ptr_array_add(gone, g_strdup(disk->client));
     }
     g_mutex_unlock(&reg->lock);
-    for (guint i = 0; i < gone->len; i++)
-        reg_kick_client(reg, g_ptr_array_index(gone, i), "client removed from the store",
-                        false, 0);
+    for (guint i = 0; i < gone->len; i++) {
+        const char *name = g_ptr_array_index(gone, i);
+        g_autoptr(GError) gerr = NULL;
+        struct ov_client_info *again = ov_store_client_get(reg->store, name, &gerr);
+
+        /* Ask once more by name: a listing taken while the store was
+         * replacing the entry must not end a live client's session. */
+        if (again != NULL || !g_error_matches(gerr, OV_ERROR, OV_ERROR_NOT_FOUND)) {
+            ov_client_info_free(again);
+            continue;
+        }
+        reg_kick_client(reg, name, "client removed from the store", false, 0);
+    }
     reg_bases_prune(reg->bases);
 }

@@ -20,7 +20,9 @@
 #   ovt_add_client NAME IMAGE [IQN...]     client of IMAGE with initiator names
 #   ovt_start_daemon [ARGS...] start ovgated (extra ARGS appended) with
 #                              --store $OVT_STORE --listen-iscsi 127.0.0.1:0
-#                              --listen-nbd 127.0.0.1:0 --port-file $OVT_DIR/ports
+#                              --listen-nbd 127.0.0.1:0 (each left out when ARGS
+#                              name listeners of that protocol themselves, e.g.
+#                              --listen-iscsi none) --port-file $OVT_DIR/ports
 #                              --control-socket $OVT_DIR/ovgated.sock
 #                              --log-level debug; waits (bounded) for the port
 #                              file; exports OVT_ISCSI_PORT OVT_NBD_PORT OVT_PID
@@ -213,8 +215,17 @@ ovt_wait_ports() {
 ovt_start_daemon() {
     ovt_init
     rm -f "$OVT_DIR/ports"
-    "$OVGATED" --store "$OVT_STORE" \
-        --listen-iscsi 127.0.0.1:0 --listen-nbd 127.0.0.1:0 \
+    # Default listeners unless the caller names its own for that protocol.
+    ovt_listen_iscsi="--listen-iscsi=127.0.0.1:0"
+    ovt_listen_nbd="--listen-nbd=127.0.0.1:0"
+    for ovt_a in "$@"; do
+        case "$ovt_a" in
+        --listen-iscsi*) ovt_listen_iscsi="" ;;
+        --listen-nbd*) ovt_listen_nbd="" ;;
+        esac
+    done
+    # shellcheck disable=SC2086 # each is one word or empty
+    "$OVGATED" --store "$OVT_STORE" $ovt_listen_iscsi $ovt_listen_nbd \
         --port-file "$OVT_DIR/ports" --control-socket "$OVT_CTL_SOCKET" \
         --log-level debug "$@" </dev/null 2>>"$OVT_LOG" >&2 &
     OVT_PID=$!
