@@ -341,8 +341,15 @@ sdev_cmd_exec(struct sdev_nexus *nexus, struct sdev_cmd *cmd)
         return; /* parse failed: status and sense are already set */
     sdev_req_init(&req, nexus, cmd);
     req.op = cmd->desc;
-    r = req.op->exec(&req);
-    sdev_sense_apply(&req, r, sdev_lu_desc_sense(nexus->lu));
+    /* Data-out may have taken R2T round trips since parse; another nexus
+     * could have reserved the LU meanwhile (SPC-4 §5.13.1: conflicts are
+     * decided when the command is processed). */
+    r = SDEV_SENSE_OK;
+    if (cmd->dir == SDEV_DIR_WRITE && !(req.op->flags & SDEV_OPF_PR_SELF))
+        r = sdev_pr_check(&req);
+    if (r == SDEV_SENSE_OK)
+        r = req.op->exec(&req);
+    sdev_sense_apply(&req, r, r != SDEV_SENSE_OK && sdev_lu_desc_sense(nexus->lu));
 }
 
 void

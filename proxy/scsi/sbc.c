@@ -118,7 +118,11 @@ sdev_sbc_read_exec(struct sdev_req *req)
 
     if (len == 0)
         return SDEV_SENSE_OK;
-    uint8_t *buf = sdev_data_in(req, len, (uint32_t)len);
+    /* Not sdev_data_in(): the read fills every byte, no need to zero first. */
+    uint8_t *buf = g_malloc(len);
+    g_free(cmd->data_in);
+    cmd->data_in = buf;
+    cmd->data_in_len = (uint32_t)len;
     rc = view_pread(req->lu->view, buf, len, cmd->lba << req->lu->block_shift);
     if (rc < 0)
         return sdev_io_error(req, rc, false);

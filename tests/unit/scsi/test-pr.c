@@ -355,6 +355,28 @@ test_survives_nexus_loss(struct fx *f, gconstpointer d)
     sdev_cmd_clear(&cmd);
 }
 
+/* A write parsed before another nexus reserved the LU, whose data-out
+ * arrives after, is checked again when it executes. */
+static void
+test_conflict_at_exec(struct fx *f, gconstpointer d)
+{
+    uint8_t block[512] = {7};
+    struct sdev_cmd cmd = {0};
+
+    fx_cdb10(cmd.cdb, 0x2a, 0, 0, 1);
+    cmd.cdb_len = 16;
+    cmd.expected_len = 512;
+    g_assert_true(sdev_cmd_parse(f->b, &cmd));
+    g_assert_cmphex(prout(f->a, REGISTER, 0, 0, 0xa), ==, GOOD);
+    g_assert_cmphex(prout(f->a, RESERVE, EA, 0xa, 0), ==, GOOD);
+    cmd.data_out = block;
+    cmd.data_out_len = 512;
+    sdev_cmd_exec(f->b, &cmd);
+    g_assert_cmphex(cmd.status, ==, CONFLICT);
+    g_assert_cmpuint(cmd.sense_len, ==, 0);
+    sdev_cmd_clear(&cmd);
+}
+
 static void
 reserve_release(struct sdev_nexus *n, struct sdev_cmd *cmd, uint8_t op)
 {
@@ -419,5 +441,6 @@ main(int argc, char **argv)
     FX_TEST("/scsi/pr/read-full-status", test_full_status);
     FX_TEST("/scsi/pr/survives-nexus-loss", test_survives_nexus_loss);
     FX_TEST("/scsi/pr/spc2-reserve-release", test_spc2);
+    FX_TEST("/scsi/pr/conflict-at-exec", test_conflict_at_exec);
     return g_test_run();
 }
