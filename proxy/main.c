@@ -9,9 +9,12 @@
  *   1. stop accepting (close listeners, join accept threads);
  *   2. end every connection (iscsit_target_shutdown / nbdsrv_shutdown);
  *   3. wait (bounded) until every connection thread has returned;
- *   4. free the front ends, then the registry: closing each view closes its
- *      overlay, which is the final flush;
- *   5. remove the control socket, close the store, exit 0.
+ *   4. close the control socket (the file is removed) and wait (bounded) for
+ *      a kick/reset/commit still running in a worker;
+ *   5. free the front ends, then the registry: closing each view closes its
+ *      overlay, which is the final flush; close the store, exit 0.
+ * If a wait in 3 or 4 times out, something is stuck in disk I/O: exit 1
+ * without freeing the disks under it.
  * SIGHUP re-reads the config file; a bad file is logged and the old
  * configuration stays in force.
  */
@@ -293,7 +296,7 @@ main_setup(struct daemon *d, struct cfg *cfg, GError **error)
     return true;
 }
 
-/* Steps 1-5 of the shutdown order at the top of this file. */
+/* The shutdown order at the top of this file. */
 static int
 main_teardown(struct daemon *d)
 {
@@ -310,7 +313,14 @@ main_teardown(struct daemon *d)
          * views under it would be worse than exiting without the last flush. */
         g_critical("%u connection(s) did not end within %d ms; exiting without closing them",
                    net_server_get_active(d->net), MAIN_SHUTDOWN_WAIT_MS);
-        ctl_server_free(g_steal_pointer(&d->ctl));
+        if (d->ctl != NULL)
+            ctl_server_stop(d->ctl, 0);
+        return 1;
+    }
+    if (d->ctl != NULL && !ctl_server_stop(d->ctl, MAIN_SHUTDOWN_WAIT_MS)) {
+        g_critical("a control command did not finish within %d ms; exiting without closing "
+                   "the disks",
+                   MAIN_SHUTDOWN_WAIT_MS);
         return 1;
     }
     ctl_server_free(g_steal_pointer(&d->ctl));

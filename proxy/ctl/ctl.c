@@ -19,9 +19,11 @@
 
 #define CTL_READ_CHUNK 4096
 #define CTL_KICK_TIMEOUT_MS 15000
+#define CTL_TASK_DRAIN_MS 20000
 
 struct ctl_server {
     struct reg *reg;
+    gint tasks; /* worker threads running a command; ctl_server_free waits for 0 */
     char *path;
     GSocketService *service;
     ctl_reload_fn reload;
@@ -317,6 +319,7 @@ ctl_task_thread(GTask *task, gpointer src, gpointer data, GCancellable *cancel)
     JsonObject *resp = ctl_dispatch(c->ctl->reg, req, NULL, NULL);
 
     g_task_return_pointer(task, resp, (GDestroyNotify)json_object_unref);
+    g_atomic_int_dec_and_test(&c->ctl->tasks);
 }
 
 static void
@@ -344,6 +347,7 @@ ctl_conn_request(struct ctl_conn *c, const char *line, gsize len)
         g_task_set_check_cancellable(task, FALSE);
         /* the request travels with the task and is freed with it */
         g_object_set_data_full(G_OBJECT(task), "req", req, (GDestroyNotify)json_object_unref);
+        g_atomic_int_inc(&c->ctl->tasks);
         g_task_run_in_thread(task, (GTaskThreadFunc)ctl_task_thread);
         g_object_unref(task);
         return;
@@ -471,15 +475,35 @@ ctl_server_new(struct reg *reg, const char *path, ctl_reload_fn reload, void *re
     return ctl;
 }
 
+bool
+ctl_server_stop(struct ctl_server *ctl, int timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
+    if (ctl->service != NULL) {
+        g_socket_service_stop(ctl->service);
+        g_socket_listener_close(G_SOCKET_LISTENER(ctl->service));
+        g_clear_object(&ctl->service);
+        unlink(ctl->path);
+    }
+    /* A kick/reset/commit still running in a worker uses the registry, which
+     * the caller frees next: let it finish (the front ends have ended every
+     * session by now, so kicks return at once). Its reply is never sent. */
+    while (g_atomic_int_get(&ctl->tasks) > 0 && g_get_monotonic_time() < deadline)
+        g_usleep(10 * 1000);
+    return g_atomic_int_get(&ctl->tasks) == 0;
+}
+
 void
 ctl_server_free(struct ctl_server *ctl)
 {
     if (ctl == NULL)
         return;
-    g_socket_service_stop(ctl->service);
-    g_socket_listener_close(G_SOCKET_LISTENER(ctl->service));
-    g_object_unref(ctl->service);
-    unlink(ctl->path);
+    if (!ctl_server_stop(ctl, CTL_TASK_DRAIN_MS)) {
+        /* The worker still points at ctl: leave it allocated. */
+        g_warning("a control command was still running at shutdown");
+        return;
+    }
     g_free(ctl->path);
     g_free(ctl);
 }

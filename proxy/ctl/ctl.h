@@ -23,7 +23,11 @@ typedef bool (*ctl_reload_fn)(void *user_data, GError **error);
  * is detected and refused). Caller frees with ctl_server_free. */
 struct ctl_server *ctl_server_new(struct reg *reg, const char *path, ctl_reload_fn reload,
                                   void *reload_data, GError **error);
-/* Stop listening, remove the socket file. Accepts NULL. */
+/* Stop listening, remove the socket file, and wait up to timeout_ms for
+ * commands still running in worker threads; false if one still runs (the
+ * registry must then stay allocated). Idempotent. */
+bool ctl_server_stop(struct ctl_server *ctl, int timeout_ms);
+/* ctl_server_stop, then free. Accepts NULL. */
 void ctl_server_free(struct ctl_server *ctl);
 
 /* Execute one request object; returns the response object (caller unrefs).
