@@ -33,7 +33,7 @@
 #define OV_DATA_ALIGN (1u << 20)
 
 /* Upper bound on the number of map blocks (and so on the in-memory block
- * table: 8 bytes per block); 2^22 blocks cover 256 TiB at 4 KiB granules. */
+ * table: 8 bytes per block); 2^22 blocks cover 252 TiB at 4 KiB granules. */
 #define OV_MAX_MAP_BLOCKS (1u << 22)
 
 /* Feature bits. v1 defines none; unknown incompatible bits refuse the open,
