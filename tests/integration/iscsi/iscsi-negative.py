@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""iscsi-negative.py PORT TARGET INITIATOR — malformed input against ovgated.
+
+Each case sends something wrong on its own connection and checks the answer
+the RFC asks for (login status, Reject reason, SCSI sense, or the connection
+being closed), while a session opened at the start keeps working: it is
+checked after every case. TAP output.
+"""
+import socket
+import struct
+import sys
+
+sys.path.insert(0, __import__("os").path.dirname(__file__))
+import iscsi_raw as ir  # noqa: E402
+
+PORT = int(sys.argv[1])
+TARGET = sys.argv[2]
+INI = sys.argv[3]
+results = []
+
+
+def check(desc, cond):
+    results.append(bool(cond))
+    print("%s %d - %s" % ("ok" if cond else "not ok", len(results), desc), flush=True)
+
+
+def session(isid=0x400001370000):
+    c = ir.Conn(PORT)
+    status, keys, _ = c.login(INI, TARGET, isid=isid)
+    assert status == 0, "login failed: 0x%04x" % status
+    c.tur()  # consume the POWER ON unit attention of a new nexus
+    return c
+
+
+keeper = session(isid=0x400001370099)
+
+
+def keeper_alive(desc):
+    try:
+        # a unit attention (after a reset elsewhere) may come first
+        check("other session still served after: " + desc,
+              keeper.tur() == 0 or keeper.tur() == 0)
+    except Exception as e:  # noqa: BLE001
+        check("other session still served after: %s (%s)" % (desc, e), False)
+
+
+# --- login ---
+c = ir.Conn(PORT)
+st, keys, rsp = c.login(INI, TARGET, extra=[("X-com.example.Foo", "1"), ("Bogus", "x"),
+                                               ("MaxConnections", "abc")])
+check("login with unknown and bad keys succeeds", st == 0 and rsp.bhs[1] & 0x80)
+check("unknown X- key answered NotUnderstood", keys.get("X-com.example.Foo") == "NotUnderstood")
+check("unknown key answered NotUnderstood", keys.get("Bogus") == "NotUnderstood")
+check("invalid numeric value answered Reject", keys.get("MaxConnections") == "Reject")
+check("TargetPortalGroupTag declared", keys.get("TargetPortalGroupTag") == "1")
+check("MaxRecvDataSegmentLength declared", keys.get("MaxRecvDataSegmentLength") == "262144")
+c.close()
+
+c = ir.Conn(PORT)
+st, _, _ = c.login_pdu([("InitiatorName", INI), ("TargetName", TARGET),
+                        ("MaxBurstLength", "512"), ("MaxBurstLength", "1024")])
+check("duplicate key: login fails with initiator error 0x0200", st == 0x0200)
+check("... and the connection is closed", c.closed())
+
+c = ir.Conn(PORT)
+st, _, _ = c.login_pdu(b"InitiatorName=" + INI.encode() + b"\0NoEqualsSign\0")
+check("malformed key=value text: 0x0200", st == 0x0200)
+c.close()
+
+c = ir.Conn(PORT)
+st, _, _ = c.login(INI, TARGET, vmin=1, vmax=1)
+check("unsupported version: 0x0205", st == 0x0205)
+c.close()
+
+c = ir.Conn(PORT)
+st, _, _ = c.login(INI, TARGET + "-nonexistent")
+check("unknown target: 0x0203 Not found", st == 0x0203)
+c.close()
+
+c = ir.Conn(PORT)
+st, _, _ = c.login("iqn.2026-11.test.negative:stranger", TARGET)
+check("unknown initiator: 0x0202 Authorization failure", st == 0x0202)
+c.close()
+
+c = ir.Conn(PORT)
+st, _, _ = c.login_pdu([("SessionType", "Normal"), ("TargetName", TARGET)])
+check("no InitiatorName: 0x0207 Missing parameter", st == 0x0207)
+c.close()
+
+c = ir.Conn(PORT)
+st, _, _ = c.login_pdu([("InitiatorName", INI), ("TargetName", TARGET), ("CHAP_A", "5")])
+check("security key in the operational stage: 0x0200", st == 0x0200)
+c.close()
+
+c = ir.Conn(PORT)
+c.send(ir.bhs(ir.OP_NOP_OUT, 0x80, itt=1, f20=ir.RSVD, immediate=True))
+check("first PDU not a Login: connection closed", c.closed())
+keeper_alive("login errors")
+
+# --- full feature phase ---
+c = session()
+c.send(ir.bhs(0x1F, 0x80, itt=c.next_itt(), f24=c.cmdsn))
+p = c.recv()
+check("unknown opcode: Reject with reason 0x05", p.opcode == ir.OP_REJECT and p.bhs[2] == 0x05)
+check("... carrying the rejected header", p.data[:1] == b"\x1f")
+check("session works after the Reject", c.tur() == 0)
+
+# LBA out of range: READ(10) past the end -> CHECK CONDITION, ILLEGAL REQUEST, LBA OUT OF RANGE
+st, sense, _ = c.scsi([0x28, 0, 0xFF, 0xFF, 0xFF, 0xF0, 0, 0, 1, 0], read_len=512)
+check("READ(10) beyond the end: CHECK CONDITION", st == 0x02)
+check("... sense ILLEGAL REQUEST / LBA OUT OF RANGE (0x21)",
+      len(sense) >= 14 and (sense[2] & 0x0F) == 0x05 and sense[12] == 0x21)
+st, sense, _ = c.scsi([0x2A, 0, 0xFF, 0xFF, 0xFF, 0xF0, 0, 0, 1, 0], write=b"\xaa" * 512)
+check("WRITE(10) beyond the end: CHECK CONDITION, LBA OUT OF RANGE",
+      st == 0x02 and len(sense) >= 14 and sense[12] == 0x21)
+# a LUN that does not exist: REPORT LUNS-free command gets LOGICAL UNIT NOT SUPPORTED
+st, sense, _ = c.scsi([0, 0, 0, 0, 0, 0], lun=0x0005000000000000)
+check("TEST UNIT READY to LUN 5: LOGICAL UNIT NOT SUPPORTED (0x25)",
+      st == 0x02 and len(sense) >= 14 and sense[12] == 0x25)
+
+# write with R2T: our own data round trip through Data-Out
+st, _, _ = c.scsi([0x2A, 0, 0, 0, 0, 8, 0, 0, 2, 0], write=b"\x5a" * 1024, immediate_data=False)
+st2, _, data = c.scsi([0x28, 0, 0, 0, 0, 8, 0, 0, 2, 0], read_len=1024)
+check("WRITE(10) via R2T then READ(10) returns the data", st == 0 and st2 == 0 and data == b"\x5a" * 1024)
+
+# Data-Out with a Target Transfer Tag we never issued
+itt = c.next_itt()
+b = ir.bhs(ir.OP_SCSI_CMD, 0xA1, itt=itt, f20=512, f24=c.cmdsn, f32=bytes([0x2A, 0, 0, 0, 0, 1, 0, 0, 1, 0]) + b"\0" * 6)
+c.cmdsn += 1
+c.send(b)
+r2t = c.recv()
+d = ir.bhs(ir.OP_DATA_OUT, 0x80, itt=itt, f20=r2t.u32(20) ^ 0x1234)
+c.send(d, b"\0" * 512)
+p = c.recv()
+check("Data-Out with a wrong Target Transfer Tag: Reject 0x04", p.opcode == ir.OP_REJECT and p.bhs[2] == 0x04)
+check("session works after the bad Data-Out", c.tur() == 0)
+
+# immediate data without the W bit
+b = ir.bhs(ir.OP_SCSI_CMD, 0x81, itt=c.next_itt(), f20=0, f24=c.cmdsn, f32=b"\0" * 16)
+c.cmdsn += 1  # a rejected command still uses up its CmdSN
+c.send(b, b"x" * 100)
+p = c.recv()
+check("data segment on a non-write command: Reject 0x04", p.opcode == ir.OP_REJECT and p.bhs[2] == 0x04)
+
+# bad extended-CDB AHS
+b = ir.bhs(ir.OP_SCSI_CMD, 0x81, itt=c.next_itt(), f24=c.cmdsn, f32=b"\0" * 16)
+c.cmdsn += 1
+c.send(b, ahs=bytes([0, 200, 1, 0, 0, 0, 0, 0]))
+p = c.recv()
+check("AHS length beyond the header: Reject 0x04", p.opcode == ir.OP_REJECT and p.bhs[2] == 0x04)
+
+# CmdSN outside the window: dropped silently (RFC 7143 §3.2.2.1)
+b = ir.bhs(ir.OP_SCSI_CMD, 0x81, itt=c.next_itt(), f24=c.cmdsn + 1000, f32=b"\0" * 16)
+c.send(b)
+c.sock.settimeout(1.0)
+try:
+    c.recv()
+    check("command outside the CmdSN window gets no answer", False)
+except socket.timeout:
+    check("command outside the CmdSN window gets no answer", True)
+c.sock.settimeout(10.0)
+check("next command in sequence is answered", c.tur() == 0)
+
+# NOP-Out ping echoes its data
+p = c.nop(b"ping-data")
+check("NOP-Out ping: NOP-In echoes the data", p.opcode == ir.OP_NOP_IN and p.data == b"ping-data")
+
+# task management
+def tmf(conn, fn, lun=0, rtt=ir.RSVD, refcmdsn=0):
+    b = ir.bhs(ir.OP_TMF, 0x80 | fn, lun=lun, itt=conn.next_itt(), f20=rtt, f24=conn.cmdsn,
+               immediate=True)
+    b[32:36] = refcmdsn.to_bytes(4, "big")
+    conn.send(b)
+    p = conn.recv()
+    assert p.opcode == ir.OP_TMF_RSP, p
+    return p.bhs[2]
+
+
+check("ABORT TASK for a task already answered: 'task does not exist' (1)",
+      tmf(c, 1, rtt=0x7777, refcmdsn=c.cmdsn - 1) == 1)
+check("LUN RESET: function complete", tmf(c, 5) == 0)
+check("LUN RESET on LUN 3: 'LUN does not exist' (2)", tmf(c, 5, lun=0x0003000000000000) == 2)
+check("TASK REASSIGN at ERL 0: not supported (4)", tmf(c, 8) == 4)
+check("undefined function 14: 'not supported' (5)", tmf(c, 14) == 5)
+c.scsi([0, 0, 0, 0, 0, 0])  # consume the unit attention of the reset
+
+# oversize data segment: Reject (protocol error) and the connection ends
+big = 262144 + 4
+b = ir.bhs(ir.OP_NOP_OUT, 0x80, itt=c.next_itt(), f20=ir.RSVD, immediate=True, dsl=big)
+c.send_raw(bytes(b))
+p = c.recv()
+check("data segment over MaxRecvDataSegmentLength: Reject 0x04", p.opcode == ir.OP_REJECT and p.bhs[2] == 0x04)
+check("... and the connection is closed", c.closed())
+keeper_alive("full feature phase errors")
+
+# logout
+c = session()
+b = ir.bhs(ir.OP_LOGOUT, 0x80 | 0, itt=c.next_itt(), f24=c.cmdsn, immediate=True)
+c.send(b)
+p = c.recv()
+check("Logout (close session): response 0", p.opcode == ir.OP_LOGOUT_RSP and p.bhs[2] == 0)
+check("... then the connection is closed", c.closed())
+c = session()
+b = ir.bhs(ir.OP_LOGOUT, 0x80 | 2, itt=c.next_itt(), f24=c.cmdsn, immediate=True)
+c.send(b)
+p = c.recv()
+check("Logout for recovery at ERL 0: 'recovery not supported' (2)",
+      p.opcode == ir.OP_LOGOUT_RSP and p.bhs[2] == 2)
+c.close()
+
+# discovery session: SendTargets works, SCSI commands do not
+c = ir.Conn(PORT)
+st, _, _ = c.login(INI, discovery=True)
+b = ir.bhs(ir.OP_TEXT, 0x80, itt=c.next_itt(), f20=ir.RSVD, f24=c.cmdsn)
+c.cmdsn += 1
+c.send(b, b"SendTargets=All\0")
+p = c.recv()
+check("discovery: SendTargets=All lists the target",
+      p.opcode == ir.OP_TEXT_RSP and ("TargetName=" + TARGET).encode() in p.data)
+c.send(ir.bhs(ir.OP_SCSI_CMD, 0x81, itt=c.next_itt(), f24=c.cmdsn))
+c.cmdsn += 1
+p = c.recv()
+check("discovery: SCSI command rejected (0x04)", p.opcode == ir.OP_REJECT and p.bhs[2] == 0x04)
+c.close()
+
+# session reinstatement: same ISID, TSIH 0 -> the old connection is ended
+old = session(isid=0x400001370042)
+new = session(isid=0x400001370042)
+check("reinstatement: the old session's connection is closed", old.closed())
+check("reinstatement: the new session works", new.tur() != 0x18)  # UA allowed, not conflict
+new.close()
+
+keeper_alive("everything")
+print("1..%d" % len(results))
+sys.exit(0 if all(results) else 1)
