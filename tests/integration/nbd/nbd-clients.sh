@@ -7,7 +7,7 @@
 . "$(dirname "$0")/nbd-lib.sh"
 ovt_require nbdinfo nbdcopy qemu-img sha256sum cmp
 nbdt_require_python
-plan 16
+plan 17
 ovt_init
 nbdt_make_base "$OVT_DIR/base.raw" 32 8
 ovt_make_image_from lab "$OVT_DIR/base.raw"
@@ -59,4 +59,5 @@ ovt_check "qemu-img convert into nbd:// client export, compare" \
     sh -c "qemu-img convert -n -f raw -O raw '$OVT_DIR/base.raw' '$PC1' &&
            qemu-img compare -q -f raw -F raw '$OVT_DIR/base.raw' '$PC1'"
 ovt_check "generation file unchanged" test "$(nbdt_sha_gen lab 1)" = "$gen"
+ovt_check "daemon stops cleanly" ovt_stop_daemon
 ovt_done

@@ -6,7 +6,7 @@
 . "$(dirname "$0")/nbd-lib.sh"
 ovt_require qemu-img nbdcopy nbdinfo iscsi-inq cmp sha256sum
 nbdt_require_python
-plan 7
+plan 8
 IQN=iqn.2026-11.test.cross:pc1
 ovt_init
 nbdt_make_base "$OVT_DIR/base.raw" 16 4
@@ -67,4 +67,5 @@ ovt_check "iSCSI login for a client held over NBD is refused" \
 rm -f "$OVT_DIR/holding"
 wait "$holder"
 ovt_check "generation file unchanged" test "$(nbdt_sha_gen lab 1)" = "$gen"
+ovt_check "daemon stops cleanly" ovt_stop_daemon
 ovt_done

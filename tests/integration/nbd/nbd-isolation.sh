@@ -6,7 +6,7 @@
 . "$(dirname "$0")/nbd-lib.sh"
 ovt_require nbdcopy qemu-img sha256sum cmp
 nbdt_require_python
-plan 10
+plan 11
 ovt_init
 nbdt_make_base "$OVT_DIR/base.raw" 16 4
 ovt_make_image_from lab "$OVT_DIR/base.raw"
@@ -43,4 +43,5 @@ ovt_check "a client is not served under another image's name" \
     sh -c "! nbdinfo '$(ovt_nbd_url lab2/pc1)' >/dev/null 2>&1 &&
            nbdinfo '$(ovt_nbd_url lab2)' >/dev/null"
 ovt_check "generation file still unchanged" test "$(nbdt_sha_gen lab 1)" = "$gen"
+ovt_check "daemon stops cleanly" ovt_stop_daemon
 ovt_done

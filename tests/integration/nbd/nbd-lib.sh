@@ -40,3 +40,14 @@ nbdt_sha_gen() {
 nbdt_quiet() {
     "$@" >/dev/null 2>&1
 }
+
+# Stop the daemon; a non-zero exit (a sanitizer report, a failed final
+# flush) fails the whole test.
+nbdt_stop_clean() {
+    ovt_stop_daemon
+    nbdt_rc=$?
+    if [ "$nbdt_rc" -ne 0 ]; then
+        echo "Bail out! ovgated exited with status $nbdt_rc"
+        exit 1
+    fi
+}

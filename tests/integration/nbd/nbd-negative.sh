@@ -14,4 +14,5 @@ python3 "$(dirname "$0")/nbd-negative.py" "$OVT_NBD_PORT"
 rc=$?
 kill -0 "$OVT_PID" || { echo "Bail out! ovgated died"; exit 1; }
 [ "$(nbdt_sha_gen lab 1)" = "$gen" ] || { echo "Bail out! generation file changed"; exit 1; }
+nbdt_stop_clean
 exit $rc

@@ -14,4 +14,5 @@ gen=$(nbdt_sha_gen lab 1)
 "$NBDT_PY" "$(dirname "$0")/nbd-semantics.py" "$OVT_NBD_PORT" "$OVT_DIR/base.raw"
 rc=$?
 [ "$(nbdt_sha_gen lab 1)" = "$gen" ] || { echo "Bail out! generation file changed"; exit 1; }
+nbdt_stop_clean
 exit $rc

@@ -20,5 +20,6 @@ ovt_start_daemon --config "$OVT_DIR/replace.conf" || exit 1
                          printf "%s %d%s\n", ($1 == "not" ? "not ok" : "ok"), 4 + (++i), n; next }
          /^1\.\./ { next } { print }'
 rc2=${PIPESTATUS[0]}
+nbdt_stop_clean
 echo "1..8"
 [ "$rc" -eq 0 ] && [ "$rc2" -eq 0 ]
