@@ -6,7 +6,7 @@
 set -u
 . "$OVT_LIB"
 ovt_require iscsi-ls iscsi-inq qemu-img sha256sum python3
-plan 12
+plan 14
 
 A=iqn.2026-11.test.basic:pc-a
 B=iqn.2026-11.test.basic:pc-b
@@ -66,6 +66,12 @@ ovt_check "pc-b reads back exactly its own data" cmp -s "$OVT_DIR/pattern-b.raw"
 { cat "$OVT_DIR/pattern-a.raw"; tail -c +$(((4 << 20) + 1)) "$OVT_DIR/golden.raw"; } >"$OVT_DIR/expect-a.raw"
 ovt_check "qemu-img compare: pc-a's disk = its writes + the golden image" \
     timeout 60 qemu-img compare --image-opts "driver=raw,file.filename=$OVT_DIR/expect-a.raw" "$(opts "$A")"
+# 5. header digests (CRC32C) negotiated and used both ways
+ovt_check "qemu-img compare with HeaderDigest=CRC32C" \
+    timeout 60 qemu-img compare --image-opts "driver=raw,file.filename=$OVT_DIR/expect-a.raw" \
+    "$(opts "$A"),file.header-digest=crc32c"
+ovt_check "iscsi-inq with HeaderDigest=CRC32C" \
+    timeout 20 iscsi-inq -i "$A" "$(ovt_iscsi_url lab)?header_digest=crc32c"
 ovt_check "the golden generation file is unchanged (sha256)" \
     test "$(sha256sum <"$gen_file")" = "$gen_sum_before"
 ovt_check "ovgated still runs" kill -0 "$OVT_PID"
