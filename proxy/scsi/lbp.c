@@ -17,6 +17,10 @@
 
 #define SDEV_PATTERN_BUF (1u << 20)
 #define SDEV_LBA_STATUS_MAX_DESC 1024u
+/* One GET LBA STATUS looks at most this far: the descriptors need not reach
+ * the end of the medium (SBC-3 §5.6.1), and the initiator asks again from
+ * where the answer stopped. Bounds the map walk on a huge sparse disk. */
+#define SDEV_LBA_STATUS_SCAN (4ull << 30)
 
 static enum sdev_sense
 sdev_lbp_error(struct sdev_req *req, int rc)
@@ -278,8 +282,9 @@ sdev_sbc_get_lba_status_exec(struct sdev_req *req)
     st.buf = sdev_data_in(req, 8 + 16 * (size_t)st.max, alloc);
 
     uint64_t off = cmd->lba << lu->block_shift;
-    rc = view_block_status(lu->view, off, view_get_size(lu->view) - off, true,
-                           sdev_lba_status_extent, &st);
+    uint64_t scan = MIN(view_get_size(lu->view) - off, SDEV_LBA_STATUS_SCAN);
+    st.end_lba = MIN(st.end_lba, (off + scan) >> lu->block_shift);
+    rc = view_block_status(lu->view, off, scan, true, sdev_lba_status_extent, &st);
     if (rc < 0)
         return sdev_sense_from_errno(rc, false);
     if (st.n == 0) /* the view reported nothing (cannot happen for a valid LBA) */
