@@ -178,8 +178,8 @@ main_load_cfg(const struct opts *o, GError **error)
     cfg->store_dir = g_strdup(o->store);
     if (!main_override_listen(cfg->listen_iscsi, o->listen_iscsi, CFG_DEFAULT_ISCSI_PORT,
                               "--listen-iscsi", error) ||
-        !main_override_listen(cfg->listen_nbd, o->listen_nbd, CFG_DEFAULT_NBD_PORT,
-                              "--listen-nbd", error)) {
+        !main_override_listen(cfg->listen_nbd, o->listen_nbd, CFG_DEFAULT_NBD_PORT, "--listen-nbd",
+                              error)) {
         cfg_unref(cfg);
         return NULL;
     }
@@ -272,8 +272,8 @@ main_listen(struct daemon *d, struct cfg *cfg, GError **error)
         iscsit_target_add_portal(d->iscsi, bound, 1);
     }
     for (guint i = 0; i < cfg->listen_nbd->len; i++) {
-        if (!net_server_listen(d->net, g_ptr_array_index(cfg->listen_nbd, i), "nbd",
-                               main_serve_nbd, d->nbd, NULL, error))
+        if (!net_server_listen(d->net, g_ptr_array_index(cfg->listen_nbd, i), "nbd", main_serve_nbd,
+                               d->nbd, NULL, error))
             return false;
     }
     return true;
@@ -371,8 +371,8 @@ main_run(struct daemon *d, struct cfg *cfg)
     g_unix_signal_add(SIGINT, main_on_quit, d);
     g_unix_signal_add(SIGHUP, main_on_sighup, d);
     g_timeout_add_seconds(MAIN_RESCAN_INTERVAL_S, main_on_rescan, d);
-    g_message("ovgated %s serving store %s (control socket %s)", OVGATE_VERSION,
-              d->opts->store, ctl_path);
+    g_message("ovgated %s serving store %s (control socket %s)", OVGATE_VERSION, d->opts->store,
+              ctl_path);
     g_main_loop_run(d->loop);
     g_main_loop_unref(d->loop);
     return main_teardown(d);
@@ -390,8 +390,7 @@ main_parse_args(struct opts *o, int *argc, char ***argv, GError **error)
         {"store", 's', 0, G_OPTION_ARG_FILENAME, &o->store, "Image store directory", "DIR"},
         {"config", 'c', 0, G_OPTION_ARG_FILENAME, &o->config, "Configuration file", "FILE"},
         {"listen-iscsi", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->listen_iscsi,
-         "iSCSI listener (repeatable; port 0 = any free port; 'none' = no iSCSI)",
-         "ADDR:PORT"},
+         "iSCSI listener (repeatable; port 0 = any free port; 'none' = no iSCSI)", "ADDR:PORT"},
         {"listen-nbd", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->listen_nbd,
          "NBD listener (repeatable; port 0 = any free port)", "ADDR:PORT"},
         {"port-file", 0, 0, G_OPTION_ARG_FILENAME, &o->port_file,

@@ -13,7 +13,11 @@
 
 #include "cfg.h"
 
-G_DEFINE_QUARK(ovgate-cfg-error-quark, cfg_error)
+GQuark
+cfg_error_quark(void)
+{
+    return g_quark_from_static_string("ovgate-cfg-error-quark");
+}
 
 #define CFG_MAIN_GROUP "ovgated"
 /* RFC 7143 §9.2.1: CHAP secrets should be at least 12 bytes (96 bits);
@@ -27,17 +31,21 @@ G_DEFINE_QUARK(ovgate-cfg-error-quark, cfg_error)
 #define CFG_IQN_PREFIX_MAX (223 - 64)
 
 static const char *const cfg_main_keys[] = {
-    "listen-iscsi", "listen-nbd", "control-socket", "iqn-prefix", "target-alias",
-    "require-chap", "nop-interval", "nop-timeout", "log-level", "tls-cert",
-    "tls-key", "tls-ca", "tls-psk-file", "nbd-require-tls", NULL,
+    "listen-iscsi", "listen-nbd",   "control-socket", "iqn-prefix",      "target-alias",
+    "require-chap", "nop-interval", "nop-timeout",    "log-level",       "tls-cert",
+    "tls-key",      "tls-ca",       "tls-psk-file",   "nbd-require-tls", NULL,
 };
 static const char *const cfg_image_keys[] = {"auto-enroll", NULL};
 static const char *const cfg_client_keys[] = {
-    "chap-user", "chap-secret", "mutual-chap-user", "mutual-chap-secret",
-    "nbd-tls-identity", "nbd-replace-stale", NULL,
+    "chap-user",
+    "chap-secret",
+    "mutual-chap-user",
+    "mutual-chap-secret",
+    "nbd-tls-identity",
+    "nbd-replace-stale",
+    NULL,
 };
-static const char *const cfg_log_levels[] = {"error", "warning", "message", "info", "debug",
-                                             NULL};
+static const char *const cfg_log_levels[] = {"error", "warning", "message", "info", "debug", NULL};
 
 /* Parsing context: the file name for messages and the key file. */
 struct cfg_parse {
@@ -97,10 +105,10 @@ cfg_new_defaults(void)
     cfg->nop_interval_s = 5;
     cfg->nop_timeout_s = 30;
     cfg->log_level = g_strdup("message");
-    cfg->images = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
-                                        (GDestroyNotify)cfg_image_free);
-    cfg->clients = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
-                                         (GDestroyNotify)cfg_client_free);
+    cfg->images =
+        g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)cfg_image_free);
+    cfg->clients =
+        g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)cfg_client_free);
     return cfg;
 }
 
@@ -180,8 +188,7 @@ cfg_host_valid(const char *host, bool bracketed)
 }
 
 bool
-cfg_parse_listen(const char *text, uint16_t default_port, struct cfg_listen *out,
-                 GError **error)
+cfg_parse_listen(const char *text, uint16_t default_port, struct cfg_listen *out, GError **error)
 {
     g_autofree char *host = NULL;
     const char *port_text = NULL;
@@ -196,8 +203,8 @@ cfg_parse_listen(const char *text, uint16_t default_port, struct cfg_listen *out
     if (text[0] == '[') {
         const char *close = strchr(text, ']');
         if (close == NULL || close == text + 1) {
-            g_set_error(error, CFG_ERROR, CFG_ERROR_INVALID,
-                        "'%s': expected [IPv6-ADDRESS]:PORT", text);
+            g_set_error(error, CFG_ERROR, CFG_ERROR_INVALID, "'%s': expected [IPv6-ADDRESS]:PORT",
+                        text);
             return false;
         }
         host = g_strndup(text + 1, (gsize)(close - text - 1));
@@ -205,8 +212,8 @@ cfg_parse_listen(const char *text, uint16_t default_port, struct cfg_listen *out
         if (close[1] == ':')
             port_text = close + 2;
         else if (close[1] != '\0') {
-            g_set_error(error, CFG_ERROR, CFG_ERROR_INVALID,
-                        "'%s': unexpected text after ']'", text);
+            g_set_error(error, CFG_ERROR, CFG_ERROR_INVALID, "'%s': unexpected text after ']'",
+                        text);
             return false;
         }
     } else if ((colon = strchr(text, ':')) != NULL && strchr(colon + 1, ':') != NULL) {
@@ -239,8 +246,8 @@ cfg_parse_listen(const char *text, uint16_t default_port, struct cfg_listen *out
 /* --- key-file helpers: every error names FILE:[group]:key --- */
 
 static void G_GNUC_PRINTF(5, 6)
-cfg_key_error(GError **error, const struct cfg_parse *p, const char *group, const char *key,
-              const char *fmt, ...)
+    cfg_key_error(GError **error, const struct cfg_parse *p, const char *group, const char *key,
+                  const char *fmt, ...)
 {
     va_list ap;
     g_autofree char *msg = NULL;
@@ -432,8 +439,7 @@ cfg_load_main(const struct cfg_parse *p, struct cfg *cfg, GError **error)
     if (!g_key_file_has_group(p->kf, g))
         return true;
     if (!cfg_check_keys(p, g, cfg_main_keys, error) ||
-        !cfg_get_listen_list(p, "listen-iscsi", CFG_DEFAULT_ISCSI_PORT, cfg->listen_iscsi,
-                             error) ||
+        !cfg_get_listen_list(p, "listen-iscsi", CFG_DEFAULT_ISCSI_PORT, cfg->listen_iscsi, error) ||
         !cfg_get_listen_list(p, "listen-nbd", CFG_DEFAULT_NBD_PORT, cfg->listen_nbd, error) ||
         !cfg_get_string(p, g, "control-socket", false, &cfg->control_socket, error) ||
         !cfg_get_string(p, g, "iqn-prefix", false, &cfg->iqn_prefix, error) ||
@@ -458,16 +464,15 @@ cfg_load_main(const struct cfg_parse *p, struct cfg *cfg, GError **error)
     }
     if (!g_strv_contains(cfg_log_levels, cfg->log_level)) {
         cfg_key_error(error, p, g, "log-level",
-                      "'%s' is not one of error, warning, message, info, debug",
-                      cfg->log_level);
+                      "'%s' is not one of error, warning, message, info, debug", cfg->log_level);
         return false;
     }
     return true;
 }
 
 static bool
-cfg_load_image(const struct cfg_parse *p, struct cfg *cfg, const char *group,
-               const char *name, GError **error)
+cfg_load_image(const struct cfg_parse *p, struct cfg *cfg, const char *group, const char *name,
+               GError **error)
 {
     struct cfg_image *img = g_new0(struct cfg_image, 1);
 
@@ -480,8 +485,7 @@ cfg_load_image(const struct cfg_parse *p, struct cfg *cfg, const char *group,
 
 static bool
 cfg_check_chap_pair(const struct cfg_parse *p, const char *group, const char *user_key,
-                    const char *user, const char *secret_key, const char *secret,
-                    GError **error)
+                    const char *user, const char *secret_key, const char *secret, GError **error)
 {
     if ((user == NULL) != (secret == NULL)) {
         cfg_key_error(error, p, group, user == NULL ? user_key : secret_key,
@@ -509,8 +513,8 @@ cfg_check_chap_pair(const struct cfg_parse *p, const char *group, const char *us
 }
 
 static bool
-cfg_load_client(const struct cfg_parse *p, struct cfg *cfg, const char *group,
-                const char *name, GError **error)
+cfg_load_client(const struct cfg_parse *p, struct cfg *cfg, const char *group, const char *name,
+                GError **error)
 {
     struct cfg_client *c = g_new0(struct cfg_client, 1);
     int replace = 0;
@@ -521,14 +525,13 @@ cfg_load_client(const struct cfg_parse *p, struct cfg *cfg, const char *group,
         !cfg_get_string(p, group, "chap-user", false, &c->chap_user, error) ||
         !cfg_get_string(p, group, "chap-secret", false, &c->chap_secret, error) ||
         !cfg_get_string(p, group, "mutual-chap-user", false, &c->mutual_chap_user, error) ||
-        !cfg_get_string(p, group, "mutual-chap-secret", false, &c->mutual_chap_secret,
-                        error) ||
+        !cfg_get_string(p, group, "mutual-chap-secret", false, &c->mutual_chap_secret, error) ||
         !cfg_get_string(p, group, "nbd-tls-identity", false, &c->nbd_tls_identity, error) ||
         !cfg_get_bool(p, group, "nbd-replace-stale", &replace, error))
         return false;
     c->nbd_replace_stale = replace;
-    if (!cfg_check_chap_pair(p, group, "chap-user", c->chap_user, "chap-secret",
-                             c->chap_secret, error) ||
+    if (!cfg_check_chap_pair(p, group, "chap-user", c->chap_user, "chap-secret", c->chap_secret,
+                             error) ||
         !cfg_check_chap_pair(p, group, "mutual-chap-user", c->mutual_chap_user,
                              "mutual-chap-secret", c->mutual_chap_secret, error))
         return false;

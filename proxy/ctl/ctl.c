@@ -88,8 +88,7 @@ ctl_parse_line(const char *line, gsize len, GError **error)
     }
     root = json_parser_get_root(parser);
     if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                    "request must be one JSON object");
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "request must be one JSON object");
         return NULL;
     }
     return json_object_ref(json_node_get_object(root));
@@ -217,8 +216,8 @@ ctl_cmd_client(struct reg *reg, const char *cmd, JsonObject *req)
                 "client %s has %d session(s); end them first or use force", client, n);
             return ctl_error_response(m);
         }
-        if (n > 0 && reg_kick_client(reg, client, "reset by ovctl", true,
-                                     CTL_KICK_TIMEOUT_MS) > 0 &&
+        if (n > 0 &&
+            reg_kick_client(reg, client, "reset by ovctl", true, CTL_KICK_TIMEOUT_MS) > 0 &&
             ctl_count_sessions(reg, client) > 0)
             return ctl_error_response("sessions did not end in time; nothing was reset");
         if (!reg_reset_client(reg, client, &err))
@@ -291,8 +290,7 @@ ctl_conn_written(GObject *src, GAsyncResult *res, gpointer data)
     g_autoptr(GError) err = NULL;
 
     g_clear_pointer(&c->reply, g_free);
-    if (!g_output_stream_write_all_finish(G_OUTPUT_STREAM(src), res, NULL, &err) ||
-        c->closing) {
+    if (!g_output_stream_write_all_finish(G_OUTPUT_STREAM(src), res, NULL, &err) || c->closing) {
         ctl_conn_free(c);
         return;
     }
@@ -397,8 +395,7 @@ ctl_conn_process(struct ctl_conn *c)
 }
 
 static gboolean
-ctl_on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source,
-                gpointer data)
+ctl_on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, gpointer data)
 {
     struct ctl_conn *c = g_new0(struct ctl_conn, 1);
 
@@ -426,13 +423,12 @@ ctl_claim_path(const char *path, GError **error)
     conn = g_socket_client_connect(client, G_SOCKET_CONNECTABLE(addr), NULL, NULL);
     if (conn != NULL) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE,
-                    "control socket %s is in use: is another ovgated running on this store?",
-                    path);
+                    "control socket %s is in use: is another ovgated running on this store?", path);
         return false;
     }
     if (unlink(path) < 0 && errno != ENOENT) {
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "cannot remove %s: %s",
-                    path, g_strerror(errno));
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "cannot remove %s: %s", path,
+                    g_strerror(errno));
         return false;
     }
     return true;
@@ -458,9 +454,8 @@ ctl_server_new(struct reg *reg, const char *path, ctl_reload_fn reload, void *re
     addr = g_unix_socket_address_new(path);
     /* Created 0600 from the start: no window in which others may connect. */
     old_mask = umask(0077);
-    ok = g_socket_listener_add_address(G_SOCKET_LISTENER(ctl->service), addr,
-                                       G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, NULL,
-                                       NULL, error);
+    ok = g_socket_listener_add_address(G_SOCKET_LISTENER(ctl->service), addr, G_SOCKET_TYPE_STREAM,
+                                       G_SOCKET_PROTOCOL_DEFAULT, NULL, NULL, error);
     umask(old_mask);
     if (!ok) {
         g_prefix_error(error, "control socket %s: ", path);

@@ -113,8 +113,8 @@ net_bind_one(const struct addrinfo *ai, GError **error)
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
         int err = errno;
         g_autofree char *addr = net_format_sockaddr(ai->ai_addr, ai->ai_addrlen);
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "cannot listen on %s: %s",
-                    addr, g_strerror(err));
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "cannot listen on %s: %s", addr,
+                    g_strerror(err));
         close(fd);
         return -1;
     }
@@ -139,8 +139,8 @@ net_server_listen(struct net_server *srv, const struct cfg_listen *l, const char
     g_snprintf(port, sizeof(port), "%u", (unsigned)l->port);
     rc = getaddrinfo(l->host[0] != '\0' ? l->host : NULL, port, &hints, &res);
     if (rc != 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s listener '%s': %s", proto,
-                    l->host, gai_strerror(rc));
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s listener '%s': %s", proto, l->host,
+                    gai_strerror(rc));
         return false;
     }
     /* The first address that resolves; for the wildcard AI_PASSIVE lists IPv4
@@ -197,8 +197,7 @@ net_conn_thread(gpointer data)
 }
 
 static void
-net_spawn_conn(struct net_listener *l, int fd, const struct sockaddr_storage *ss,
-               socklen_t sslen)
+net_spawn_conn(struct net_listener *l, int fd, const struct sockaddr_storage *ss, socklen_t sslen)
 {
     struct net_server *srv = l->srv;
     struct net_conn *c = g_new0(struct net_conn, 1);

@@ -31,8 +31,8 @@ reg_bases_new(void)
     struct reg_bases *b = g_new0(struct reg_bases, 1);
 
     g_mutex_init(&b->lock);
-    b->cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                     (GDestroyNotify)ov_base_unref);
+    b->cache =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)ov_base_unref);
     return b;
 }
 
@@ -114,8 +114,7 @@ reg_image_from_target(struct reg *reg, const char *target_name)
 
     /* RFC 7143 §4.2.7.1: iSCSI names compare case-insensitively after
      * stringprep folding; the prefix is lower case by construction. */
-    if (g_ascii_strncasecmp(target_name, cfg->iqn_prefix, plen) == 0 &&
-        target_name[plen] == ':') {
+    if (g_ascii_strncasecmp(target_name, cfg->iqn_prefix, plen) == 0 && target_name[plen] == ':') {
         const char *name = target_name + plen + 1;
         struct ov_image_info *info = ov_store_image_get(reg->store, name, NULL);
         if (info != NULL) {
@@ -404,8 +403,7 @@ reg_reset_client(struct reg *reg, const char *client, GError **error)
 }
 
 bool
-reg_commit_client(struct reg *reg, const char *client, uint32_t *new_generation,
-                  GError **error)
+reg_commit_client(struct reg *reg, const char *client, uint32_t *new_generation, GError **error)
 {
     uint32_t gen = 0;
     bool ok = reg_client_op(reg, REG_OP_COMMIT, client, &gen, error);

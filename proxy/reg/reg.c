@@ -12,7 +12,11 @@
 
 #include "reg-int.h"
 
-G_DEFINE_QUARK(ovgate-reg-error-quark, reg_error)
+GQuark
+reg_error_quark(void)
+{
+    return g_quark_from_static_string("ovgate-reg-error-quark");
+}
 
 struct reg *
 reg_new(struct ov_store *store, struct cfg *cfg)
@@ -26,8 +30,7 @@ reg_new(struct ov_store *store, struct cfg *cfg)
     reg->cfg = cfg_ref(cfg);
     reg->disks = g_hash_table_new(g_str_hash, g_str_equal);
     reg->bases = reg_bases_new();
-    ov_store_set_base_opener(store, reg_bases_open, reg->bases,
-                             (GDestroyNotify)reg_bases_free);
+    ov_store_set_base_opener(store, reg_bases_open, reg->bases, (GDestroyNotify)reg_bases_free);
     return reg;
 }
 
@@ -170,16 +173,15 @@ reg_disk_open(struct reg *reg, struct reg_disk *disk, GError **error)
     struct view *view;
 
     if (disk->client != NULL) {
-        struct ov_overlay *ov =
-            ov_store_client_open_overlay(reg->store, disk->client, 0, &local);
+        struct ov_overlay *ov = ov_store_client_open_overlay(reg->store, disk->client, 0, &local);
         if (ov == NULL) {
             reg_propagate_store_error(error, local, disk->client);
             return false;
         }
         view = view_new_overlay(ov, disk->client, disk->image);
     } else {
-        struct ov_base *base = ov_store_open_base(reg->store, disk->image, disk->generation,
-                                                  &local);
+        struct ov_base *base =
+            ov_store_open_base(reg->store, disk->image, disk->generation, &local);
         if (base == NULL) {
             reg_propagate_store_error(error, local, disk->image);
             return false;
@@ -228,9 +230,9 @@ reg_attach_disk(struct reg *reg, const char *key, const char *client, const char
         if (client != NULL && disk->attaches->len > 0) {
             struct reg_attach *first = g_ptr_array_index(disk->attaches, 0);
             if (first->protocol != params->protocol) {
-                g_set_error(error, REG_ERROR, REG_ERROR_BUSY,
-                            "client %s is in use over %s from %s", client,
-                            first->protocol == REG_PROTO_NBD ? "NBD" : "iSCSI", first->peer);
+                g_set_error(error, REG_ERROR, REG_ERROR_BUSY, "client %s is in use over %s from %s",
+                            client, first->protocol == REG_PROTO_NBD ? "NBD" : "iSCSI",
+                            first->peer);
                 g_mutex_unlock(&reg->lock);
                 return NULL;
             }
@@ -256,7 +258,7 @@ reg_attach_disk(struct reg *reg, const char *key, const char *client, const char
     g_cond_broadcast(&reg->changed);
     g_mutex_unlock(&reg->lock);
     g_info("opened disk %s (image %s generation %u) for %s", key, image, disk->generation,
-              params->peer ? params->peer : "?");
+           params->peer ? params->peer : "?");
     return a;
 }
 
@@ -376,8 +378,7 @@ reg_disk_kick_locked(struct reg *reg, struct reg_disk *disk, const char *reason)
     g_mutex_unlock(&reg->lock);
     for (guint i = 0; i < list->len; i++) {
         struct reg_attach *a = g_ptr_array_index(list, i);
-        g_message("ending session of %s from %s: %s", disk->key, a->peer ? a->peer : "?",
-                  reason);
+        g_message("ending session of %s from %s: %s", disk->key, a->peer ? a->peer : "?", reason);
         a->kick(a->kick_data, reason);
         n++;
     }
@@ -391,8 +392,7 @@ reg_disk_kick_locked(struct reg *reg, struct reg_disk *disk, const char *reason)
 }
 
 int
-reg_kick_client(struct reg *reg, const char *client, const char *reason, bool wait,
-                int timeout_ms)
+reg_kick_client(struct reg *reg, const char *client, const char *reason, bool wait, int timeout_ms)
 {
     gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
     struct reg_disk *disk;

@@ -22,7 +22,11 @@
 
 #include "view.h"
 
-G_DEFINE_QUARK(ovgate-view-error-quark, view_error)
+GQuark
+view_error_quark(void)
+{
+    return g_quark_from_static_string("ovgate-view-error-quark");
+}
 
 #define VIEW_BASE_GRANULE 4096u
 
@@ -375,8 +379,7 @@ static bool
 view_bs_base_cb(uint64_t offset, uint64_t length, enum ov_base_extent kind, void *user_data)
 {
     struct view_bs_ctx *ctx = user_data;
-    enum view_extent_kind k = kind == OV_BASE_ZERO ? VIEW_EXTENT_BASE_ZERO
-                                                   : VIEW_EXTENT_BASE_DATA;
+    enum view_extent_kind k = kind == OV_BASE_ZERO ? VIEW_EXTENT_BASE_ZERO : VIEW_EXTENT_BASE_DATA;
 
     if (!ctx->fn(offset, length, k, ctx->user_data))
         ctx->stopped = true;

@@ -32,8 +32,8 @@ struct view;
 GQuark view_error_quark(void);
 
 enum view_flags {
-    VIEW_FUA = 1u << 0,       /* write/zero: durable on return */
-    VIEW_NO_UNMAP = 1u << 1,  /* zero: caller wants allocated zeros (NBD NO_HOLE) */
+    VIEW_FUA = 1u << 0,      /* write/zero: durable on return */
+    VIEW_NO_UNMAP = 1u << 1, /* zero: caller wants allocated zeros (NBD NO_HOLE) */
 };
 
 /* Take ownership of an open overlay (the client's disk). client and image are
@@ -88,8 +88,7 @@ int view_freeze(struct view *view);
 /* Only while frozen: replace the overlay (old one is closed and returned via
  * old_out if non-NULL, else closed; *old_out is NULL after
  * view_detach_overlay). */
-void view_swap_overlay(struct view *view, struct ov_overlay *ov_take,
-                       struct ov_overlay **old_out);
+void view_swap_overlay(struct view *view, struct ov_overlay *ov_take, struct ov_overlay **old_out);
 void view_thaw(struct view *view);
 /* Only while frozen: take the overlay out of the view (caller closes it), e.g.
  * so that the store may replace the file under its lock. Until a later

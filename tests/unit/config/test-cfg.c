@@ -33,8 +33,7 @@ assert_refused(const char *text, const char *needle1, const char *needle2)
     g_assert_error(err, CFG_ERROR, CFG_ERROR_INVALID);
     if (strstr(err->message, needle1) == NULL ||
         (needle2 != NULL && strstr(err->message, needle2) == NULL))
-        g_error("message '%s' lacks '%s' / '%s'", err->message, needle1,
-                needle2 ? needle2 : "");
+        g_error("message '%s' lacks '%s' / '%s'", err->message, needle1, needle2 ? needle2 : "");
 }
 
 static void
@@ -63,33 +62,32 @@ test_defaults(void)
     cfg_unref(cfg);
 }
 
-static const char full_config[] =
-    "# every key once\n"
-    "[ovgated]\n"
-    "listen-iscsi=0.0.0.0:3260;[::1]:3261\n"
-    "listen-nbd=127.0.0.1\n"
-    "control-socket=/run/ovgate/ctl.sock\n"
-    "iqn-prefix=iqn.2026-01.org.example:lab\n"
-    "target-alias=Lab gateway\n"
-    "require-chap=true\n"
-    "nop-interval=0\n"
-    "nop-timeout=60\n"
-    "log-level=debug\n"
-    "tls-cert=/etc/ovgate/cert.pem\n"
-    "tls-key=/etc/ovgate/key.pem\n"
-    "tls-ca=/etc/ovgate/ca.pem\n"
-    "tls-psk-file=/etc/ovgate/psk\n"
-    "nbd-require-tls=true\n"
-    "[image lab]\n"
-    "auto-enroll=false\n"
-    "[image kiosk]\n"
-    "[client pc01]\n"
-    "chap-user=pc01\n"
-    "chap-secret=0123456789ab\n"
-    "mutual-chap-user=gateway\n"
-    "mutual-chap-secret=ba9876543210\n"
-    "nbd-tls-identity=pc01\n"
-    "nbd-replace-stale=true\n";
+static const char full_config[] = "# every key once\n"
+                                  "[ovgated]\n"
+                                  "listen-iscsi=0.0.0.0:3260;[::1]:3261\n"
+                                  "listen-nbd=127.0.0.1\n"
+                                  "control-socket=/run/ovgate/ctl.sock\n"
+                                  "iqn-prefix=iqn.2026-01.org.example:lab\n"
+                                  "target-alias=Lab gateway\n"
+                                  "require-chap=true\n"
+                                  "nop-interval=0\n"
+                                  "nop-timeout=60\n"
+                                  "log-level=debug\n"
+                                  "tls-cert=/etc/ovgate/cert.pem\n"
+                                  "tls-key=/etc/ovgate/key.pem\n"
+                                  "tls-ca=/etc/ovgate/ca.pem\n"
+                                  "tls-psk-file=/etc/ovgate/psk\n"
+                                  "nbd-require-tls=true\n"
+                                  "[image lab]\n"
+                                  "auto-enroll=false\n"
+                                  "[image kiosk]\n"
+                                  "[client pc01]\n"
+                                  "chap-user=pc01\n"
+                                  "chap-secret=0123456789ab\n"
+                                  "mutual-chap-user=gateway\n"
+                                  "mutual-chap-secret=ba9876543210\n"
+                                  "nbd-tls-identity=pc01\n"
+                                  "nbd-replace-stale=true\n";
 
 static void
 test_full(void)
@@ -143,8 +141,7 @@ test_empty_listen_disables(void)
     g_assert_no_error(err);
     g_assert_cmpuint(cfg->listen_iscsi->len, ==, 0);
     g_assert_cmpuint(cfg->listen_nbd->len, ==, 1);
-    g_assert_cmpuint(((struct cfg_listen *)g_ptr_array_index(cfg->listen_nbd, 0))->port, ==,
-                     0);
+    g_assert_cmpuint(((struct cfg_listen *)g_ptr_array_index(cfg->listen_nbd, 0))->port, ==, 0);
     cfg_unref(cfg);
 }
 

@@ -86,11 +86,11 @@ run(struct fixture *f, const char *line)
     return text;
 }
 
-#define assert_contains(hay, needle)                                                          \
-    do {                                                                                      \
-        const char *hay_ = (hay);                                                             \
-        if (strstr(hay_, (needle)) == NULL)                                                   \
-            g_error("'%s' does not contain '%s'", hay_, (needle));                            \
+#define assert_contains(hay, needle)                                                               \
+    do {                                                                                           \
+        const char *hay_ = (hay);                                                                  \
+        if (strstr(hay_, (needle)) == NULL)                                                        \
+            g_error("'%s' does not contain '%s'", hay_, (needle));                                 \
     } while (0)
 
 static void

@@ -347,8 +347,8 @@ extent_cb(uint64_t offset, uint64_t length, enum view_extent_kind kind, void *us
     static const char *const names[] = {"data", "zero", "base", "base-zero"};
     GString *log = user_data;
 
-    g_string_append_printf(log, "%" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT ":%s ", offset,
-                           length, names[kind]);
+    g_string_append_printf(log, "%" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT ":%s ", offset, length,
+                           names[kind]);
     return true;
 }
 
@@ -372,12 +372,12 @@ test_block_status(struct fixture *f, gconstpointer data)
     g_assert_cmpint(view_pwrite(f->view, buf, GRANULE, GRANULE, 0), ==, 0);
     g_assert_cmpint(view_zero(f->view, 3 * GRANULE, GRANULE, 0), ==, 0);
     g_assert_cmpint(view_block_status(f->view, 0, 5 * GRANULE, false, extent_cb, log), ==, 0);
-    g_assert_cmpstr(log->str, ==, "0+4096:base 4096+4096:data 8192+4096:base 12288+4096:zero "
-                                  "16384+4096:base ");
+    g_assert_cmpstr(log->str, ==,
+                    "0+4096:base 4096+4096:data 8192+4096:base 12288+4096:zero "
+                    "16384+4096:base ");
     g_string_truncate(log, 0);
-    g_assert_cmpint(view_block_status(f->view, DISK_SIZE - 2 * 65536, 2 * 65536, true,
-                                      extent_cb, log),
-                    ==, 0);
+    g_assert_cmpint(
+        view_block_status(f->view, DISK_SIZE - 2 * 65536, 2 * 65536, true, extent_cb, log), ==, 0);
     g_assert_cmpstr(log->str, ==, "917504+65536:base 983040+65536:base-zero ");
     g_assert_cmpint(view_block_status(f->view, 0, DISK_SIZE, false, extent_stop_cb, &n), ==, 0);
     g_assert_cmpint(n, ==, 1);
