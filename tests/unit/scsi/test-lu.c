@@ -130,6 +130,35 @@ test_lu_refs(struct fx *f, gconstpointer d)
     g_assert_true(fx_run(n, &cmd, inq, 6, NULL, 0));
     g_assert_cmpmem(cmd.data_in + 8, 8, "ACME_   ", 8); /* non-printable replaced */
     sdev_cmd_clear(&cmd);
+
+    /* data path in 4 KiB blocks: write, read back, unmap, status */
+    g_autofree uint8_t *block = g_malloc(4096);
+    uint8_t cdb[16];
+    memset(block, 0x5c, 4096);
+    fx_cdb10(cdb, 0x2a, 0, 3, 1);
+    g_assert_true(fx_run(n, &cmd, cdb, 10, block, 4096));
+    fx_assert_good(&cmd);
+    fx_cdb10(cdb, 0x28, 0, 3, 1);
+    g_assert_true(fx_run(n, &cmd, cdb, 10, NULL, 0));
+    g_assert_cmpuint(cmd.xfer_len, ==, 4096);
+    g_assert_cmpmem(cmd.data_in, cmd.data_in_len, block, 4096);
+    sdev_cmd_clear(&cmd);
+    uint8_t param[24] = {0, 22, 0, 16};
+    uint8_t unmap[16] = {0x42};
+    fx_put_be64(param + 8, 3);
+    fx_put_be32(param + 16, 1);
+    fx_put_be16(unmap + 7, 24);
+    g_assert_true(fx_run(n, &cmd, unmap, 10, param, 24));
+    fx_assert_good(&cmd);
+    uint8_t gls[16] = {0x9e, 0x12};
+    fx_put_be64(gls + 2, 3);
+    fx_put_be32(gls + 10, 24);
+    g_assert_true(fx_run(n, &cmd, gls, 16, NULL, 0));
+    fx_assert_good(&cmd);
+    g_assert_cmpuint(fx_be64(cmd.data_in + 8), ==, 3);
+    g_assert_cmpuint(fx_be32(cmd.data_in + 16), ==, 1);
+    g_assert_cmpuint(cmd.data_in[20], ==, 1); /* deallocated */
+    sdev_cmd_clear(&cmd);
     sdev_nexus_free(n);
     sdev_lu_unref(lu);
 }
