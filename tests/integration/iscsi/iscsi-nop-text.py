@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""iscsi-nop-text.py PORT TARGET INITIATOR — target NOP-In pings and long Text
+responses split with the C bit. Run with nop-interval=1, nop-timeout=2 and
+enough images that SendTargets=All exceeds 512 bytes. TAP output."""
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import iscsi_raw as ir  # noqa: E402
+
+PORT, TARGET, INI = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+results = []
+
+
+def check(desc, cond):
+    results.append(bool(cond))
+    print("%s %d - %s" % ("ok" if cond else "not ok", len(results), desc), flush=True)
+
+
+# An initiator that answers pings stays; one that does not is dropped.
+good = ir.Conn(PORT)
+good.login(INI, TARGET, isid=0x400001370001)
+bad = ir.Conn(PORT)
+bad.login(INI, TARGET, isid=0x400001370002)
+bad.sock.settimeout(5)
+p = bad.recv()
+check("idle initiator gets a NOP-In ping", p.opcode == ir.OP_NOP_IN and p.u32(16) == ir.RSVD
+      and p.u32(20) != ir.RSVD)
+t0 = time.monotonic()
+check("unanswered ping: the connection is dropped", bad.closed(timeout=8))
+check("... after about nop-timeout", time.monotonic() - t0 < 6)
+
+good.sock.settimeout(5)
+answered = 0
+end = time.monotonic() + 4
+while time.monotonic() < end:
+    try:
+        p = good.recv()
+    except socket.timeout:
+        break
+    if p.opcode == ir.OP_NOP_IN and p.u32(20) != ir.RSVD:
+        b = ir.bhs(ir.OP_NOP_OUT, 0x80, itt=ir.RSVD, f20=p.u32(20), f24=good.cmdsn,
+                   immediate=True)
+        good.send(b)
+        answered += 1
+check("answered pings keep the connection (%d answered)" % answered, answered >= 2)
+check("... and it still serves commands", good.tur() in (0, 2))
+good.close()
+
+# SendTargets=All with MaxRecvDataSegmentLength=512: parts with the C bit
+c = ir.Conn(PORT)
+st, _, _ = c.login_pdu([("InitiatorName", INI), ("SessionType", "Discovery"),
+                        ("MaxRecvDataSegmentLength", "512")])
+check("discovery login with MaxRecvDataSegmentLength=512", st == 0)
+b = ir.bhs(ir.OP_TEXT, 0x80, itt=0x55, f20=ir.RSVD, f24=c.cmdsn)
+c.cmdsn += 1
+c.send(b, b"SendTargets=All\0")
+text = b""
+parts = 0
+while True:
+    p = c.recv()
+    assert p.opcode == ir.OP_TEXT_RSP, p
+    parts += 1
+    assert len(p.data) <= 512
+    text += p.data
+    if p.bhs[1] & 0x80:
+        check("last part has F=1 and TTT reserved", p.u32(20) == ir.RSVD)
+        break
+    # C bit set: ask for the rest with an empty request echoing the TTT
+    assert p.bhs[1] & 0x40 and p.u32(20) != ir.RSVD
+    b = ir.bhs(ir.OP_TEXT, 0x80, itt=0x55, f20=p.u32(20), f24=c.cmdsn)
+    c.cmdsn += 1
+    c.send(b)
+keys = [kv for kv in text.split(b"\0") if kv]
+names = [kv for kv in keys if kv.startswith(b"TargetName=")]
+check("response came in %d parts" % parts, parts >= 2)
+check("all 12 targets listed, each with an address",
+      len(names) == 12 and sum(kv.startswith(b"TargetAddress=") for kv in keys) == 12)
+c.close()
+print("1..%d" % len(results))
+sys.exit(0 if all(results) else 1)
