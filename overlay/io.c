@@ -52,15 +52,15 @@ ov_stripes_lock(struct ov_overlay *ov, uint64_t g0, uint64_t g1)
     /* Always in ascending stripe order, so two lockers never deadlock. */
     if (c1 - c0 + 1 >= OV_STRIPES) {
         for (unsigned s = 0; s < OV_STRIPES; s++)
-            g_mutex_lock(&ov->stripes[s]);
+            pthread_mutex_lock(&ov->stripes[s]);
     } else if (s0 <= s1) {
         for (unsigned s = s0; s <= s1; s++)
-            g_mutex_lock(&ov->stripes[s]);
+            pthread_mutex_lock(&ov->stripes[s]);
     } else {
         for (unsigned s = 0; s <= s1; s++)
-            g_mutex_lock(&ov->stripes[s]);
+            pthread_mutex_lock(&ov->stripes[s]);
         for (unsigned s = s0; s < OV_STRIPES; s++)
-            g_mutex_lock(&ov->stripes[s]);
+            pthread_mutex_lock(&ov->stripes[s]);
     }
 }
 
@@ -72,15 +72,15 @@ ov_stripes_unlock(struct ov_overlay *ov, uint64_t g0, uint64_t g1)
 
     if (c1 - c0 + 1 >= OV_STRIPES) {
         for (unsigned s = 0; s < OV_STRIPES; s++)
-            g_mutex_unlock(&ov->stripes[s]);
+            pthread_mutex_unlock(&ov->stripes[s]);
     } else if (s0 <= s1) {
         for (unsigned s = s0; s <= s1; s++)
-            g_mutex_unlock(&ov->stripes[s]);
+            pthread_mutex_unlock(&ov->stripes[s]);
     } else {
         for (unsigned s = 0; s <= s1; s++)
-            g_mutex_unlock(&ov->stripes[s]);
+            pthread_mutex_unlock(&ov->stripes[s]);
         for (unsigned s = s0; s < OV_STRIPES; s++)
-            g_mutex_unlock(&ov->stripes[s]);
+            pthread_mutex_unlock(&ov->stripes[s]);
     }
 }
 

@@ -45,10 +45,10 @@ steal_dirty_list(struct ov_overlay *ov)
 {
     GArray *list;
 
-    g_mutex_lock(&ov->dirty_lock);
+    pthread_mutex_lock(&ov->dirty_lock);
     list = ov->dirty_list;
     ov->dirty_list = g_array_new(FALSE, FALSE, sizeof(uint32_t));
-    g_mutex_unlock(&ov->dirty_lock);
+    pthread_mutex_unlock(&ov->dirty_lock);
     return list;
 }
 
@@ -133,8 +133,8 @@ ov_overlay_flush(struct ov_overlay *ov)
 
     if (ov->read_only)
         return 0;
-    g_mutex_lock(&ov->flush_lock);
+    pthread_mutex_lock(&ov->flush_lock);
     r = flush_locked(ov);
-    g_mutex_unlock(&ov->flush_lock);
+    pthread_mutex_unlock(&ov->flush_lock);
     return r;
 }

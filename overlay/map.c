@@ -334,9 +334,9 @@ ov_map_mark_dirty(struct ov_overlay *ov, uint64_t b)
      * flush clears the flag before it copies the words (journal.c, F2). */
     if (__atomic_exchange_n(&ov->dirty[b], 1, __ATOMIC_SEQ_CST) == 0) {
         uint32_t v = (uint32_t)b;
-        g_mutex_lock(&ov->dirty_lock);
+        pthread_mutex_lock(&ov->dirty_lock);
         g_array_append_val(ov->dirty_list, v);
-        g_mutex_unlock(&ov->dirty_lock);
+        pthread_mutex_unlock(&ov->dirty_lock);
     }
 }
 

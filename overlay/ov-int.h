@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <pthread.h>
 #include <sys/uio.h>
 #include <glib.h>
 
@@ -104,16 +105,18 @@ struct ov_overlay {
     uint64_t **blocks;
     uint8_t *bad;
     int *dirty;          /* atomic: block changed since its last snapshot */
-    GMutex dirty_lock;   /* protects dirty_list */
+    pthread_mutex_t dirty_lock;   /* protects dirty_list */
     GArray *dirty_list;  /* uint32_t block indexes whose dirty went 0 -> 1 */
 
-    GMutex flush_lock;   /* serialises flushes; protects seq, cur_slot */
+    pthread_mutex_t flush_lock;   /* serialises flushes; protects seq, cur_slot */
     uint64_t *seq;       /* sequence of the current slot, 0 = never written */
     uint8_t *cur_slot;   /* slot holding seq */
     int sticky_error;    /* atomic: a failed fdatasync poisons later flushes */
     int corrupt;         /* atomic bool */
 
-    GMutex stripes[OV_STRIPES];
+    /* pthread mutexes rather than GMutex: GLib's futex-based GMutex is
+     * invisible to ThreadSanitizer, which CI runs on the threaded paths. */
+    pthread_mutex_t stripes[OV_STRIPES];
 
     ov_fault_fn fault_fn;
     void *fault_data;

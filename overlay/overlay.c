@@ -75,10 +75,10 @@ overlay_free(struct ov_overlay *ov)
     if (ov->fd >= 0)
         close(ov->fd); /* also drops the OFD lock */
     ov_base_unref(ov->base);
-    g_mutex_clear(&ov->dirty_lock);
-    g_mutex_clear(&ov->flush_lock);
+    pthread_mutex_destroy(&ov->dirty_lock);
+    pthread_mutex_destroy(&ov->flush_lock);
     for (unsigned s = 0; s < OV_STRIPES; s++)
-        g_mutex_clear(&ov->stripes[s]);
+        pthread_mutex_destroy(&ov->stripes[s]);
     g_free(ov->zero_buf);
     g_free(ov->path);
     g_free(ov);
@@ -92,10 +92,10 @@ overlay_new(const char *path, bool read_only)
     ov->path = g_strdup(path);
     ov->fd = -1;
     ov->read_only = read_only;
-    g_mutex_init(&ov->dirty_lock);
-    g_mutex_init(&ov->flush_lock);
+    pthread_mutex_init(&ov->dirty_lock, NULL);
+    pthread_mutex_init(&ov->flush_lock, NULL);
     for (unsigned s = 0; s < OV_STRIPES; s++)
-        g_mutex_init(&ov->stripes[s]);
+        pthread_mutex_init(&ov->stripes[s], NULL);
     return ov;
 }
 
