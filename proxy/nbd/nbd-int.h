@@ -44,7 +44,7 @@ enum nbdsrv_error_code {
 #define NBDSRV_MAX_QUERIES 128u                /* meta context queries per option */
 #define NBDSRV_MAX_EXTENTS 1024u               /* descriptors per BLOCK_STATUS chunk */
 #define NBDSRV_RBUF_SIZE (256u * 1024)         /* receive buffer */
-#define NBDSRV_OQ_FLUSH_BYTES (8u * 1024 * 1024) /* send queued replies beyond this */
+#define NBDSRV_OQ_FLUSH_BYTES (256u * 1024) /* send queued replies beyond this */
 #define NBDSRV_HOLE_MIN_READ (64u * 1024)      /* reads this large look for holes */
 #define NBDSRV_DF_MAX (64u * 1024 * 1024)      /* DF reads are never split: any size we serve */
 
