@@ -57,7 +57,9 @@ reg_bases_open(const struct ov_image_info *image, const struct ov_generation_inf
 
     g_mutex_lock(&b->lock);
     base = g_hash_table_lookup(b->cache, key);
-    if (base != NULL) {
+    /* An image removed and created again reuses generation numbers: only a
+     * base of the very same generation (UUID) may be shared. */
+    if (base != NULL && base->has_id && memcmp(base->id.uuid, gen->uuid, sizeof(id.uuid)) == 0) {
         ov_base_ref(base);
         g_mutex_unlock(&b->lock);
         return base;
@@ -72,7 +74,7 @@ reg_bases_open(const struct ov_image_info *image, const struct ov_generation_inf
     id.size = gen->size;
     memcpy(id.uuid, gen->uuid, sizeof(id.uuid));
     ov_base_set_id(base, &id);
-    g_hash_table_insert(b->cache, g_steal_pointer(&key), ov_base_ref(base));
+    g_hash_table_replace(b->cache, g_steal_pointer(&key), ov_base_ref(base));
     g_mutex_unlock(&b->lock);
     return base;
 }
@@ -361,12 +363,13 @@ reg_op_online(struct reg *reg, enum reg_op op, struct reg_disk *disk, uint32_t *
     }
     g_mutex_lock(&reg->lock);
     disk->generation = view_get_generation(view);
-    disk->op_running = false;
-    g_cond_broadcast(&reg->changed);
-    g_mutex_unlock(&reg->lock);
     if (ok)
         g_message("client %s %s online (generation %u -> %u)", disk->client,
                   op == REG_OP_RESET ? "reset" : "committed", old_gen, disk->generation);
+    /* Once op_running is clear a detach may free disk: no use after this. */
+    disk->op_running = false;
+    g_cond_broadcast(&reg->changed);
+    g_mutex_unlock(&reg->lock);
     sdev_lu_unref(lu);
     view_unref(view);
     g_mutex_lock(&reg->lock);

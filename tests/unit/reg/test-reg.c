@@ -209,6 +209,33 @@ test_attach_image(struct fixture *f, gconstpointer data)
     g_assert_error(err, REG_ERROR, REG_ERROR_UNKNOWN_TARGET);
 }
 
+/* An image removed and created again (same name, generation 1) must not be
+ * served from the old generation's cached base. */
+static void
+test_image_recreated(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    struct reg_attach_params p = params(REG_PROTO_NBD, NULL, NULL);
+    g_autofree char *raw = g_build_filename(f->dir, "new.raw", NULL);
+    g_autofree uint8_t *bytes = g_malloc(DISK_SIZE);
+    struct reg_attach *a = reg_attach_image(f->reg, "other", &p, &err);
+    uint8_t buf[512];
+
+    g_assert_no_error(err);
+    reg_detach(a);
+    g_assert_true(ov_store_image_remove(f->store, "other", &err));
+    memset(bytes, 0x77, DISK_SIZE);
+    g_assert_true(g_file_set_contents(raw, (const char *)bytes, DISK_SIZE, &err));
+    g_assert_true(ov_store_image_create_from_file(f->store, "other", raw, &err));
+    g_assert_no_error(err);
+    a = reg_attach_image(f->reg, "other", &p, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(view_pread(reg_attach_get_view(a), buf, sizeof(buf), 0), ==, 0);
+    g_assert_cmpuint(buf[0], ==, 0x77);
+    g_assert_cmpuint(buf[511], ==, 0x77);
+    reg_detach(a);
+}
+
 static gpointer
 detacher_thread(gpointer data)
 {
@@ -392,6 +419,7 @@ main(int argc, char **argv)
     ADD("/reg/auto-enroll", test_auto_enroll);
     ADD("/reg/attach-shared", test_attach_shared);
     ADD("/reg/attach-image", test_attach_image);
+    ADD("/reg/image-recreated", test_image_recreated);
     ADD("/reg/kick-wait", test_kick);
     ADD("/reg/online-reset", test_online_reset);
     ADD("/reg/online-commit", test_online_commit);
