@@ -482,6 +482,89 @@ test_no_lun(void)
     sdev_cmd_clear(&cmd);
 }
 
+struct op_list {
+    uint8_t opcode[128], sa[128], len[128];
+    bool has_sa[128];
+    unsigned n;
+};
+
+static bool
+collect_op(uint8_t opcode, uint8_t sa, bool has_sa, const struct sdev_op *op, void *user_data)
+{
+    struct op_list *l = user_data;
+    g_assert_cmpuint(l->n, <, 128);
+    l->opcode[l->n] = opcode;
+    l->sa[l->n] = sa;
+    l->has_sa[l->n] = has_sa;
+    l->len[l->n] = op->cdb_len;
+    l->n++;
+    return true;
+}
+
+/* Random CDBs (mostly small field values, so that many pass parse and run)
+ * and random parameter data: every answer must be well formed, and nothing
+ * may read or write out of bounds (run under ASan in CI). */
+static void
+test_random_cdbs(struct fx *f, gconstpointer d)
+{
+    struct op_list ops = {0};
+    uint8_t data[4096];
+    unsigned good = 0, check = 0;
+
+    sdev_op_foreach(collect_op, &ops);
+    for (unsigned iter = 0; iter < 10000; iter++) {
+        unsigned k = (unsigned)g_test_rand_int_range(0, (gint32)ops.n + 4);
+        uint8_t cdb[16];
+        struct sdev_cmd cmd;
+        uint32_t len = (uint32_t)g_test_rand_int_range(0, sizeof(data) + 1);
+
+        for (int i = 0; i < 16; i++)
+            cdb[i] = (uint8_t)g_test_rand_int_range(0, 256);
+        if (k < ops.n) {
+            cdb[0] = ops.opcode[k];
+            if (ops.has_sa[k])
+                cdb[1] = (uint8_t)((cdb[1] & 0xe0) | ops.sa[k]);
+            for (int i = 1; i < 16; i++) {
+                if (g_test_rand_int_range(0, 10) < 8)
+                    cdb[i] = i == 1 ? (cdb[i] & 0x1f) : 0;
+            }
+            if (g_test_rand_bit())
+                cdb[ops.len[k] - 2] = (uint8_t)g_test_rand_int_range(0, 32);
+        }
+        for (uint32_t i = 0; i < len; i++)
+            data[i] = g_test_rand_bit() ? 0 : (uint8_t)g_test_rand_int_range(0, 256);
+        if (len >= 24 && g_test_rand_bit()) {
+            data[20] = 0; /* plausible PR OUT / UNMAP headers now and then */
+            data[0] = 0;
+            data[1] = (uint8_t)(len > 255 ? 254 : len - 2);
+        }
+        fx_run(f->a, &cmd, cdb, 16, data, len);
+        g_assert_cmpuint(cmd.sense_len, <=, SDEV_SENSE_MAX);
+        g_assert_cmpuint(cmd.data_in_len, <=, cmd.xfer_len);
+        if (cmd.data_in_len > 0)
+            g_assert_nonnull(cmd.data_in);
+        switch (cmd.status) {
+        case SDEV_STATUS_GOOD:
+            g_assert_cmpuint(cmd.sense_len, ==, 0);
+            good++;
+            break;
+        case SDEV_STATUS_CHECK_CONDITION:
+            g_assert_true(cmd.sense_len == 18 || (cmd.sense[0] & 0x7f) == 0x72);
+            g_assert_cmpuint(cmd.data_in_len, ==, 0);
+            check++;
+            break;
+        case SDEV_STATUS_RESERVATION_CONFLICT:
+            break;
+        default:
+            g_assert_not_reached();
+        }
+        sdev_cmd_clear(&cmd);
+    }
+    g_test_message("%u GOOD, %u CHECK CONDITION", good, check);
+    g_assert_cmpuint(good, >, 300);
+    g_assert_cmpuint(check, >, 1000);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -506,6 +589,7 @@ main(int argc, char **argv)
     FX_TEST_RO("/scsi/cdb/read-only-write", test_read_only_write);
     FX_TEST("/scsi/ua/new-nexus", test_ua_new_nexus);
     FX_TEST("/scsi/ua/request-sense-clears", test_request_sense_clears_ua);
+    FX_TEST("/scsi/cdb/random-cdbs", test_random_cdbs);
     g_test_add_func("/scsi/sense/errno-map", test_sense_errno_map);
     g_test_add_func("/scsi/sense/formats", test_sense_formats);
     g_test_add_func("/scsi/cdb/no-lun", test_no_lun);
