@@ -152,6 +152,9 @@ next_data(int src, uint64_t off, uint64_t size, uint64_t *start, uint64_t *end)
 bool
 store_copy_fd(int src, int dst, uint64_t size, GError **error)
 {
+    int err = store_fault("copy");
+    if (err)
+        return store_fail_errno(error, err, "cannot copy into the new generation");
     if (ioctl(dst, FICLONE, src) == 0)
         return true;
     bool fallback = false;
@@ -277,6 +280,9 @@ build_gen(struct ov_overlay *ov, int dst, GError **error)
     struct ov_base *base = ov_overlay_get_base(ov);
     if (!copy_base(base, dst, error))
         return false;
+    int err = store_fault("apply");
+    if (err)
+        return store_fail_errno(error, err, "cannot write the new generation");
     struct apply a = {.ov = ov, .dst = dst, .buf = g_malloc(COPY_CHUNK)};
     int r = ov_overlay_block_status(ov, 0, base->size, apply_extent, &a);
     g_free(a.buf);
@@ -313,6 +319,35 @@ overlay_moved(const char *path, const struct ov_base_id *id)
            memcmp(now.uuid, id->uuid, OV_UUID_LEN) == 0;
 }
 
+/* The next generation number: above every existing one, skipping numbers
+ * held by an orphan N.raw (left by a crash; gc removes it). *raw is its path. */
+static bool
+pick_generation(struct ov_store *store, const char *image, uint32_t head, uint32_t *gen, char **raw,
+                GError **error)
+{
+    struct ov_image_info *img = ov_store_image_get(store, image, error);
+    if (!img)
+        return false;
+    uint32_t n = head;
+    for (guint i = 0; i < img->generations->len; i++) {
+        struct ov_generation_info *g = img->generations->pdata[i];
+        n = MAX(n, g->generation);
+    }
+    ov_image_info_free(img);
+    do {
+        if (n == UINT32_MAX) {
+            g_set_error(error, OV_ERROR, OV_ERROR_FAILED,
+                        "image '%s' has no generation numbers left", image);
+            return false;
+        }
+        n++;
+        g_free(*raw);
+        *raw = store_gen_path(store, image, n, "raw");
+    } while (g_file_test(*raw, G_FILE_TEST_EXISTS));
+    *gen = n;
+    return true;
+}
+
 /* Under the store lock: move tmp_path into place as the next generation,
  * make it the head, and move the client onto it. Undone in reverse order on
  * failure. */
@@ -324,23 +359,11 @@ publish(struct ov_store *store, struct publish *p, const char *tmp_path, GError 
     gint64 created;
     if (!store_image_read_conf(store, p->image, &head, &auto_enroll, &created, error))
         return false;
-    struct ov_image_info *img = ov_store_image_get(store, p->image, error);
-    if (!img)
+    uint32_t gen;
+    g_autofree char *raw = NULL;
+    if (!pick_generation(store, p->image, head, &gen, &raw, error))
         return false;
-    uint32_t gen = head;
-    for (guint i = 0; i < img->generations->len; i++) {
-        struct ov_generation_info *g = img->generations->pdata[i];
-        gen = MAX(gen, g->generation);
-    }
-    ov_image_info_free(img);
-    if (gen == UINT32_MAX) {
-        g_set_error(error, OV_ERROR, OV_ERROR_FAILED, "image '%s' has no generation numbers left",
-                    p->image);
-        return false;
-    }
-    gen++;
     g_autofree char *image_dir = store_image_dir(store, p->image);
-    g_autofree char *raw = store_gen_path(store, p->image, gen, "raw");
     g_autofree char *conf = store_gen_path(store, p->image, gen, "conf");
     g_autofree char *source = g_strdup_printf("commit:%s", p->client);
     struct ov_generation_info info = {.generation = gen, .size = p->size};
@@ -349,13 +372,16 @@ publish(struct ov_store *store, struct publish *p, const char *tmp_path, GError 
     struct ov_base_id id;
     store_base_id_set(&id, p->image, &info);
 
-    if (!store_rename_noreplace(tmp_path, raw, error))
+    if (!store_rename_noreplace(tmp_path, raw, error)) {
+        if (!g_file_test(tmp_path, G_FILE_TEST_EXISTS))
+            unlink(raw); /* it moved; only a directory sync failed */
         return false;
+    }
     if (!store_gen_write_conf(image_dir, gen, info.uuid, p->size, now, source, error))
-        goto undo_raw;
+        goto undo_conf; /* like every write below: it may have landed, unsynced */
     if (!store_image_write_conf(store, image_dir, gen, auto_enroll, created, error))
-        goto undo_conf;
-    if (!ov_overlay_create(p->overlay_path, &id, p->granule, true, error) &&
+        goto undo_head;
+    if (!store_overlay_create(p->overlay_path, &id, p->granule, true, error) &&
         !overlay_moved(p->overlay_path, &id))
         goto undo_head;
     g_clear_error(error); /* moved: only syncing its directory failed */
@@ -366,7 +392,6 @@ undo_head:
     store_image_write_conf(store, image_dir, head, auto_enroll, created, NULL);
 undo_conf:
     unlink(conf);
-undo_raw:
     unlink(raw);
     store_fsync_parent(raw, NULL);
     return false;

@@ -291,7 +291,7 @@ client_build(struct ov_store *store, const char *dir, const char *image, char **
     g_autofree char *conf = g_build_filename(dir, STORE_CLIENT_CONF, NULL);
     g_autofree char *ovl = g_build_filename(dir, STORE_OVERLAY, NULL);
     return store_keyfile_write(conf, kf, error) &&
-           ov_overlay_create(ovl, id, OV_DEFAULT_GRANULE, false, error);
+           store_overlay_create(ovl, id, OV_DEFAULT_GRANULE, false, error);
 }
 
 bool
@@ -506,7 +506,7 @@ ov_store_client_reset(struct ov_store *store, const char *name, bool keep_genera
                     c->image, target);
         ok = false;
     }
-    ok = ok && ov_overlay_create(c->overlay_path, &id, OV_DEFAULT_GRANULE, true, error);
+    ok = ok && store_overlay_create(c->overlay_path, &id, OV_DEFAULT_GRANULE, true, error);
     if (!ok && c && held != -1)
         g_prefix_error(error, "cannot reset client '%s': ", name);
     client_release(held);

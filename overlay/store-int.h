@@ -45,6 +45,20 @@ struct store_tmp {
     int fd; /* the file itself, or the directory (O_RDONLY) */
 };
 
+/* --- fault injection (store.c), for tests --- */
+/* Called at each step of a change that can fail (temporary, write, copy,
+ * rename, directory sync, overlay creation) with the step's name; a non-zero
+ * return is the errno that step then fails with. Process-global; set it only
+ * while no store call runs. tests/unit/store uses it to fail every step of
+ * each operation in turn and check that nothing is left half-done. */
+typedef int (*store_fault_fn)(const char *step, void *user_data);
+void store_set_fault_hook(store_fault_fn fn, void *user_data);
+/* 0, or the errno the hook injects for step. */
+int store_fault(const char *step);
+/* ov_overlay_create behind the fault hook. */
+bool store_overlay_create(const char *path, const struct ov_base_id *id, uint32_t granule,
+                          bool replace, GError **error);
+
 /* --- errors --- */
 /* Set error from errno err: "<formatted>: <strerror>", code from
  * ov_error_from_errno. Always returns false. */
@@ -66,8 +80,9 @@ bool store_keyfile_write(const char *path, GKeyFile *kf, GError **error);
 GKeyFile *store_keyfile_read(const char *path, GError **error);
 /* rm -rf; ENOENT is fine. */
 bool store_remove_tree(const char *path, GError **error);
-/* rename without replacing an existing target (renameat2 RENAME_NOREPLACE),
- * then fsync both parent directories. Caller holds the store lock. */
+/* rename from STORE/tmp without replacing an existing target (renameat2
+ * RENAME_NOREPLACE), then fsync the target's directory (and, best effort,
+ * STORE/tmp). Caller holds the store lock. */
 bool store_rename_noreplace(const char *from, const char *to, GError **error);
 
 /* Create a flocked temporary file / directory in STORE/tmp. held: the caller

@@ -41,6 +41,34 @@ store_fail_errno(GError **error, int err, const char *fmt, ...)
     return false;
 }
 
+/* ------------------------------------------------------- fault injection */
+
+static store_fault_fn fault_fn;
+static void *fault_data;
+
+void
+store_set_fault_hook(store_fault_fn fn, void *user_data)
+{
+    fault_fn = fn;
+    fault_data = user_data;
+}
+
+int
+store_fault(const char *step)
+{
+    return fault_fn ? fault_fn(step, fault_data) : 0;
+}
+
+bool
+store_overlay_create(const char *path, const struct ov_base_id *id, uint32_t granule, bool replace,
+                     GError **error)
+{
+    int err = store_fault("overlay-create");
+    if (err)
+        return store_fail_errno(error, err, "cannot create overlay %s", path);
+    return ov_overlay_create(path, id, granule, replace, error);
+}
+
 /* ---------------------------------------------------------------- locking */
 
 int
@@ -90,6 +118,9 @@ store_unlock(int fd)
 bool
 store_fsync_dir(const char *dir, GError **error)
 {
+    int fault = store_fault("fsync-dir");
+    if (fault)
+        return store_fail_errno(error, fault, "cannot sync directory %s", dir);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return store_fail_errno(error, errno, "cannot open directory %s", dir);
@@ -133,8 +164,9 @@ store_write_atomic(const char *path, const void *data, size_t len, int mode, GEr
     int fd = g_mkstemp_full(tmp, O_RDWR | O_CLOEXEC, mode);
     if (fd < 0)
         return store_fail_errno(error, errno, "cannot create %s", tmp);
-    if (!write_all(fd, data, len) || fsync(fd) < 0) {
-        int err = errno;
+    int fault = store_fault("write");
+    if (fault || !write_all(fd, data, len) || fsync(fd) < 0) {
+        int err = fault ? fault : errno;
         close(fd);
         unlink(tmp);
         return store_fail_errno(error, err, "cannot write %s", path);
@@ -228,8 +260,9 @@ rename_noreplace(const char *from, const char *to)
 bool
 store_rename_noreplace(const char *from, const char *to, GError **error)
 {
-    if (rename_noreplace(from, to) < 0) {
-        int err = errno;
+    int fault = store_fault("rename");
+    if (fault || rename_noreplace(from, to) < 0) {
+        int err = fault ? fault : errno;
         if (err == EEXIST) {
             g_set_error(error, OV_ERROR, OV_ERROR_EXISTS, "%s already exists", to);
             return false;
@@ -238,7 +271,10 @@ store_rename_noreplace(const char *from, const char *to, GError **error)
     }
     if (!store_fsync_parent(to, error))
         return false;
-    return store_fsync_parent(from, error);
+    /* The source is always in STORE/tmp: should the kernel forget that it
+     * left there, gc removes the resurrected (unlocked) entry. Best effort. */
+    store_fsync_parent(from, NULL);
+    return true;
 }
 
 /* Create and flock a temporary entry under the store lock (shared), so that a
@@ -249,6 +285,10 @@ tmp_create(struct ov_store *store, const char *prefix, bool dir, bool held, stru
 {
     memset(tmp, 0, sizeof(*tmp));
     tmp->fd = -1;
+    int fault = store_fault("tmp");
+    if (fault)
+        return store_fail_errno(error, fault, "cannot create a temporary entry in %s",
+                                store->tmp_dir);
     int lock = held ? -1 : store_lock(store, false, error);
     if (!held && lock < 0)
         return false;
@@ -300,6 +340,9 @@ store_tmp_dir(struct ov_store *store, const char *prefix, bool held, struct stor
 bool
 store_bury(struct ov_store *store, const char *path, char **grave, GError **error)
 {
+    int err = store_fault("rename");
+    if (err)
+        return store_fail_errno(error, err, "cannot remove %s", path);
     for (int attempt = 0; attempt < 16; attempt++) {
         g_autofree char *name =
             g_strdup_printf("%s/removed-%08" PRIx32, store->tmp_dir, g_random_int());
