@@ -58,6 +58,20 @@ sdev_vpd_naa6(const uint8_t id[16], uint8_t naa[16])
     memcpy(naa + 4, id + 4, 12);
 }
 
+/* SCSI name string designator: UTF-8, NUL terminated, padded to a multiple
+ * of 4 (SPC-4 §7.8.6.11). Names too long for a descriptor are left out. */
+static void
+sdev_vpd_name(GByteArray *out, uint8_t assoc, const char *name, size_t len)
+{
+    size_t padded = (len + 1 + 3) & ~(size_t)3;
+    uint8_t buf[256] = {0};
+
+    if (len == 0 || padded > 252)
+        return;
+    memcpy(buf, name, len);
+    sdev_vpd_designator(out, 3, assoc, 8, buf, padded);
+}
+
 static void
 sdev_vpd_devid(struct sdev_req *req, GByteArray *out)
 {
@@ -81,15 +95,12 @@ sdev_vpd_devid(struct sdev_req *req, GByteArray *out)
         sdev_put_be16(rtp + 2, req->nexus->rel_tpid);
         sdev_vpd_designator(out, 1, 1, 4, rtp, 4); /* target port, relative port id */
     }
-    if (req->nexus->target_port && *req->nexus->target_port) {
-        /* SCSI name string: UTF-8, NUL terminated, padded to a multiple of 4. */
-        size_t n = strlen(req->nexus->target_port) + 1;
-        size_t padded = (n + 3) & ~(size_t)3;
-        if (padded <= 252) {
-            uint8_t name[256] = {0};
-            memcpy(name, req->nexus->target_port, n);
-            sdev_vpd_designator(out, 3, 1, 8, name, padded); /* target port name */
-        }
+    const char *tport = req->nexus->target_port;
+    if (tport && *tport) {
+        const char *tpgt = strstr(tport, ",t,0x");
+        sdev_vpd_name(out, 1, tport, strlen(tport)); /* target port name */
+        if (tpgt) /* iSCSI "NAME,t,0xTPGT": NAME is the target device */
+            sdev_vpd_name(out, 2, tport, (size_t)(tpgt - tport));
     }
 }
 

@@ -115,6 +115,9 @@ test_inquiry_device_id(struct fx *f, gconstpointer d)
     g_assert_cmpuint(rtp[7], ==, 1);
     const uint8_t *name = must_find(cmd.data_in, cmd.data_in_len, 1, 8);
     g_assert_cmpstr((const char *)name + 4, ==, "iqn.2024-01.tgt:lab,t,0x1");
+    const uint8_t *dev = must_find(cmd.data_in, cmd.data_in_len, 2, 8);
+    g_assert_cmpstr((const char *)dev + 4, ==, "iqn.2024-01.tgt:lab");
+    g_assert_cmpuint(dev[3] % 4, ==, 0);
 
     /* the same disk gives the same NAA to another LU object (restart) */
     struct sdev_lu *lu2 = sdev_lu_new(f->view, NULL);
