@@ -209,7 +209,10 @@ nbdsrv_request_check(const struct nbdsrv_request *req, const struct nbdsrv_neg *
             return NBD_EINVAL;
         return NBD_SUCCESS;
     case NBD_CMD_CACHE:
-        if (!(neg->tflags & NBD_FLAG_SEND_CACHE) || req->length == 0 || !range_ok(req, neg))
+        /* Bounded by the advertised maximum block size like a read: a
+         * prefetch of gigabytes would hold the connection for seconds. */
+        if (!(neg->tflags & NBD_FLAG_SEND_CACHE) || req->length == 0 ||
+            req->length > NBDSRV_MAX_PAYLOAD || !range_ok(req, neg))
             return NBD_EINVAL;
         return NBD_SUCCESS;
     case NBD_CMD_BLOCK_STATUS:
@@ -297,8 +300,7 @@ nbdsrv_opt_name(uint32_t opt)
 }
 
 void
-nbdsrv_encode_opt_reply(uint8_t out[NBD_OPT_REP_HDR_LEN], uint32_t opt, uint32_t type,
-                        uint32_t len)
+nbdsrv_encode_opt_reply(uint8_t out[NBD_OPT_REP_HDR_LEN], uint32_t opt, uint32_t type, uint32_t len)
 {
     nbdsrv_put_be64(out, NBD_MAGIC_REP);
     nbdsrv_put_be32(out + 8, opt);
@@ -315,8 +317,8 @@ nbdsrv_encode_simple_reply(uint8_t out[NBD_SIMPLE_REPLY_LEN], uint32_t error, ui
 }
 
 void
-nbdsrv_encode_chunk(uint8_t out[NBD_CHUNK_HDR_LEN], uint16_t flags, uint16_t type,
-                    uint64_t handle, uint32_t len)
+nbdsrv_encode_chunk(uint8_t out[NBD_CHUNK_HDR_LEN], uint16_t flags, uint16_t type, uint64_t handle,
+                    uint32_t len)
 {
     nbdsrv_put_be32(out, NBD_STRUCTURED_REPLY_MAGIC);
     nbdsrv_put_be16(out + 4, flags);

@@ -114,8 +114,8 @@ claim_writer(struct nbdsrv *srv, struct nbdsrv_conn *conn, const char *client,
             return NBD_REP_ERR_POLICY;
         }
         if (!ending && cur != kicked) {
-            g_message("%s: replacing the NBD connection of client %s from %s", conn->peer,
-                      client, cur->peer);
+            g_message("%s: replacing the NBD connection of client %s from %s", conn->peer, client,
+                      cur->peer);
             g_atomic_int_set(&cur->kicked, 1);
             shutdown(cur->io.fd, SHUT_RDWR);
             kicked = cur;
@@ -180,8 +180,7 @@ export_from_view(const char *name, struct reg_attach *attach)
     if (client)
         exp->description = g_strdup_printf("ovgate disk of client %s: image %s generation %u + "
                                            "overlay",
-                                           client, view_get_image(view),
-                                           view_get_generation(view));
+                                           client, view_get_image(view), view_get_generation(view));
     else
         exp->description = g_strdup_printf("ovgate image %s generation %u (read-only)",
                                            view_get_image(view), view_get_generation(view));

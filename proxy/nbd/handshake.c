@@ -287,8 +287,8 @@ opt_meta_context(struct nbdsrv_conn *conn, uint32_t opt, const uint8_t *data, si
         if (sel & (1u << i))
             meta_context_reply(conn, opt, list ? 0 : nbdsrv_meta_id(i), nbdsrv_meta_name(i));
     }
-    g_debug("%s: %s for '%s': %u queries select contexts 0x%x", conn->peer,
-            nbdsrv_opt_name(opt), name, req->n_queries, sel);
+    g_debug("%s: %s for '%s': %u queries select contexts 0x%x", conn->peer, nbdsrv_opt_name(opt),
+            name, req->n_queries, sel);
     if (!list) {
         conn->meta = sel;
         g_free(conn->meta_export);
@@ -386,8 +386,7 @@ greeting(struct nbdsrv_conn *conn)
 
 /* Read one option header and its payload; false ends the session. */
 static bool
-read_option(struct nbdsrv_conn *conn, uint32_t *opt, uint8_t **data, uint32_t *len,
-            bool *too_big)
+read_option(struct nbdsrv_conn *conn, uint32_t *opt, uint8_t **data, uint32_t *len, bool *too_big)
 {
     *data = NULL;
     *too_big = false;
@@ -437,8 +436,7 @@ nbdsrv_handshake(struct nbdsrv_conn *conn)
         if (!read_option(conn, &opt, &data, &len, &too_big)) {
             res = OPT_CLOSE;
         } else if (too_big) {
-            opt_error(conn, opt, NBD_REP_ERR_TOO_BIG, "option data of %u bytes is too large",
-                      len);
+            opt_error(conn, opt, NBD_REP_ERR_TOO_BIG, "option data of %u bytes is too large", len);
             res = OPT_CONTINUE;
         } else {
             res = opt_dispatch(conn, opt, data, len);

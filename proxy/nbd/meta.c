@@ -75,7 +75,7 @@ struct meta_acc {
     unsigned n;
     uint64_t cur_len; /* pending run not yet emitted */
     uint32_t cur_flags;
-    bool closed;      /* descriptor budget used up */
+    bool closed; /* descriptor budget used up */
 };
 
 struct meta_walk {
@@ -138,8 +138,7 @@ nbdsrv_meta_reply(struct nbdsrv_conn *conn, const struct nbdsrv_request *req)
     w->next = req->offset;
     w->end = req->offset + req->length;
     int rc = exp->ops->block_status(exp->disk, req->offset, req->length,
-                                    (w->meta & NBDSRV_META_BASE_ALLOCATION) != 0, meta_walk_cb,
-                                    w);
+                                    (w->meta & NBDSRV_META_BASE_ALLOCATION) != 0, meta_walk_cb, w);
     if (rc < 0)
         return rc;
 

@@ -44,9 +44,8 @@ enum nbdsrv_error_code {
 #define NBDSRV_MAX_QUERIES 128u                /* meta context queries per option */
 #define NBDSRV_MAX_EXTENTS 1024u               /* descriptors per BLOCK_STATUS chunk */
 #define NBDSRV_RBUF_SIZE (256u * 1024)         /* receive buffer */
-#define NBDSRV_OQ_FLUSH_BYTES (256u * 1024) /* send queued replies beyond this */
+#define NBDSRV_OQ_FLUSH_BYTES (256u * 1024)    /* send queued replies beyond this */
 #define NBDSRV_HOLE_MIN_READ (64u * 1024)      /* reads this large look for holes */
-#define NBDSRV_DF_MAX (64u * 1024 * 1024)      /* DF reads are never split: any size we serve */
 
 /* ---- metadata contexts (meta.c) ---- */
 
@@ -72,16 +71,16 @@ uint32_t nbdsrv_check_string(const uint8_t *p, size_t len);
 
 /* NBD_OPT_INFO / NBD_OPT_GO payload: name, then requested info types. */
 struct nbdsrv_info_req {
-    char *name;              /* NUL-terminated copy; caller frees with g_free */
+    char *name; /* NUL-terminated copy; caller frees with g_free */
     uint16_t n_info;
-    const uint8_t *info;     /* n_info big-endian 16-bit types, borrowed */
+    const uint8_t *info; /* n_info big-endian 16-bit types, borrowed */
 };
 /* 0 or an NBD_REP_ERR_* code (payload malformed). */
 uint32_t nbdsrv_parse_info_req(const uint8_t *p, size_t len, struct nbdsrv_info_req *out);
 
 /* NBD_OPT_{LIST,SET}_META_CONTEXT payload. */
 struct nbdsrv_meta_req {
-    char *name;              /* export name; caller frees */
+    char *name; /* export name; caller frees */
     uint32_t n_queries;
     const uint8_t *query[NBDSRV_MAX_QUERIES];
     uint32_t query_len[NBDSRV_MAX_QUERIES];
@@ -102,9 +101,9 @@ bool nbdsrv_parse_request(const uint8_t hdr[NBD_REQUEST_LEN], struct nbdsrv_requ
 /* What a connection negotiated, as far as request checks need it. */
 struct nbdsrv_neg {
     uint64_t size;
-    uint16_t tflags;   /* transmission flags sent to the client */
+    uint16_t tflags; /* transmission flags sent to the client */
     bool structured;
-    unsigned meta;     /* selected contexts (enum nbdsrv_meta) */
+    unsigned meta; /* selected contexts (enum nbdsrv_meta) */
 };
 /* Validate a request against the export and negotiation: flags allowed for
  * the command, length and range. Returns NBD_SUCCESS or the NBD error to
@@ -119,8 +118,7 @@ const char *nbdsrv_opt_name(uint32_t opt);
 /* Encoders write big-endian into out (exactly the wire length). */
 void nbdsrv_encode_opt_reply(uint8_t out[NBD_OPT_REP_HDR_LEN], uint32_t opt, uint32_t type,
                              uint32_t len);
-void nbdsrv_encode_simple_reply(uint8_t out[NBD_SIMPLE_REPLY_LEN], uint32_t error,
-                                uint64_t handle);
+void nbdsrv_encode_simple_reply(uint8_t out[NBD_SIMPLE_REPLY_LEN], uint32_t error, uint64_t handle);
 void nbdsrv_encode_chunk(uint8_t out[NBD_CHUNK_HDR_LEN], uint16_t flags, uint16_t type,
                          uint64_t handle, uint32_t len);
 void nbdsrv_put_be16(uint8_t *p, uint16_t v);
@@ -136,19 +134,19 @@ struct nbdsrv_oseg {
     const uint8_t *ext; /* external bytes, or NULL: bytes at off in obuf */
     size_t off;
     size_t len;
-    void *owned;        /* g_free()d once sent (or dropped) */
+    void *owned; /* g_free()d once sent (or dropped) */
 };
 
 struct nbdsrv_io {
     int fd;
-    void *tls;          /* gnutls_session_t once STARTTLS succeeded, else NULL */
+    void *tls; /* gnutls_session_t once STARTTLS succeeded, else NULL */
     uint8_t *rbuf;
     size_t rcap, rpos, rlen; /* buffered bytes are rbuf[rpos, rlen) */
-    GByteArray *obuf;   /* small reply bytes (headers, option replies) */
-    GArray *oq;         /* struct nbdsrv_oseg, in send order */
+    GByteArray *obuf;        /* small reply bytes (headers, option replies) */
+    GArray *oq;              /* struct nbdsrv_oseg, in send order */
     size_t oq_bytes;
     uint64_t rx_bytes, tx_bytes;
-    uint8_t *tls_pre;   /* raw bytes received before STARTTLS took over */
+    uint8_t *tls_pre; /* raw bytes received before STARTTLS took over */
     size_t tls_pre_len, tls_pre_pos;
 };
 
@@ -222,13 +220,13 @@ struct nbdsrv_export {
     char *name;        /* as the client spelled it */
     char *description; /* human-readable, for NBD_INFO_DESCRIPTION / LIST */
     uint64_t size;
-    uint32_t granule;  /* preferred block size */
+    uint32_t granule; /* preferred block size */
     bool read_only;
-    bool multi_conn;   /* NBD_FLAG_CAN_MULTI_CONN holds (docs/nbd.md) */
-    bool fast_zero;    /* WRITE_ZEROES is a metadata update, never a data write */
+    bool multi_conn; /* NBD_FLAG_CAN_MULTI_CONN holds (docs/nbd.md) */
+    bool fast_zero;  /* WRITE_ZEROES is a metadata update, never a data write */
     const struct nbdsrv_disk_ops *ops;
     void *disk;
-    void *priv;        /* the export provider's */
+    void *priv; /* the export provider's */
 };
 
 struct nbdsrv_conn;
@@ -252,17 +250,17 @@ void nbdsrv_export_free(struct nbdsrv_export *exp);
 /* ---- server and connection ---- */
 
 struct nbdsrv {
-    struct reg *reg;                    /* NULL in tests */
-    struct cfg *cfg;                    /* used when get_cfg is NULL */
+    struct reg *reg;                            /* NULL in tests */
+    struct cfg *cfg;                            /* used when get_cfg is NULL */
     struct cfg *(*get_cfg)(struct nbdsrv *srv); /* current config (new reference) */
     const struct nbdsrv_export_ops *exports;
     void *exports_data;
-    struct nbdsrv_tls *tls;             /* current credentials; NULL: no TLS */
-    struct cfg *tls_cfg;                /* the configuration tls was loaded from */
+    struct nbdsrv_tls *tls; /* current credentials; NULL: no TLS */
+    struct cfg *tls_cfg;    /* the configuration tls was loaded from */
     GMutex lock;
     GCond cond;
-    GHashTable *conns;                  /* struct nbdsrv_conn * set */
-    GHashTable *writers;                /* client name -> struct nbdsrv_conn * */
+    GHashTable *conns;   /* struct nbdsrv_conn * set */
+    GHashTable *writers; /* client name -> struct nbdsrv_conn * */
     bool shutting_down;
     uint64_t next_id;
 };
@@ -288,7 +286,7 @@ struct nbdsrv_conn {
     struct nbdsrv *srv;
     uint64_t id;
     char *peer;
-    struct cfg *cfg;       /* reference for the connection's lifetime */
+    struct cfg *cfg;        /* reference for the connection's lifetime */
     struct nbdsrv_tls *tls; /* credentials for this connection (ref), NULL: NOTLS */
     struct nbdsrv_io io;
     enum nbdsrv_state state;
@@ -296,9 +294,9 @@ struct nbdsrv_conn {
     bool no_zeroes;
     bool structured;
     bool tls_active;
-    char *tls_identity;    /* PSK identity or client certificate DN */
-    unsigned meta;         /* selected contexts */
-    char *meta_export;     /* ... for this export name */
+    char *tls_identity; /* PSK identity or client certificate DN */
+    unsigned meta;      /* selected contexts */
+    char *meta_export;  /* ... for this export name */
     unsigned n_options;
     /* TRANSMISSION */
     struct nbdsrv_export *exp;

@@ -16,7 +16,7 @@
 /* Handshake magics (proto.md "Newstyle negotiation"). */
 #define NBD_MAGIC_INIT_PASSWD 0x4e42444d41474943ULL /* "NBDMAGIC" */
 #define NBD_MAGIC_IHAVEOPT 0x49484156454F5054ULL    /* "IHAVEOPT" */
-#define NBD_MAGIC_REP 0x3e889045565a9ULL           /* option reply */
+#define NBD_MAGIC_REP 0x3e889045565a9ULL            /* option reply */
 
 /* Handshake flags (server) and client flags. */
 #define NBD_FLAG_FIXED_NEWSTYLE (1u << 0)
@@ -125,11 +125,11 @@
 #define OVGATE_STATE_ZERO (1u << 1)    /* discarded/zeroed by this client: reads zeros */
 
 /* Wire sizes. */
-#define NBD_OPT_HDR_LEN 16u    /* magic 8, option 4, length 4 */
+#define NBD_OPT_HDR_LEN 16u     /* magic 8, option 4, length 4 */
 #define NBD_OPT_REP_HDR_LEN 20u /* magic 8, option 4, type 4, length 4 */
-#define NBD_REQUEST_LEN 28u    /* magic 4, flags 2, type 2, handle 8, offset 8, length 4 */
+#define NBD_REQUEST_LEN 28u     /* magic 4, flags 2, type 2, handle 8, offset 8, length 4 */
 #define NBD_SIMPLE_REPLY_LEN 16u
-#define NBD_CHUNK_HDR_LEN 20u  /* magic 4, flags 2, type 2, handle 8, length 4 */
+#define NBD_CHUNK_HDR_LEN 20u /* magic 4, flags 2, type 2, handle 8, length 4 */
 
 /* The request header as it is on the wire (all fields big-endian). */
 struct nbd_wire_request {

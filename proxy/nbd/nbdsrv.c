@@ -21,7 +21,7 @@
 #include "nbd-int.h"
 #include "log.h"
 
-G_DEFINE_QUARK(nbdsrv-error-quark, nbdsrv_error)
+G_DEFINE_QUARK(nbdsrv - error - quark, nbdsrv_error)
 
 struct nbdsrv *
 nbdsrv_new_with_exports(struct cfg *cfg, const struct nbdsrv_export_ops *ops, void *ops_data,
@@ -112,8 +112,7 @@ conn_tls(struct nbdsrv *srv, struct cfg *cfg)
         g_autoptr(GError) error = NULL;
         struct nbdsrv_tls *tls = nbdsrv_tls_new(cfg, &error);
         if (error) {
-            g_warning("NBD TLS credentials not reloaded, keeping the old ones: %s",
-                      error->message);
+            g_warning("NBD TLS credentials not reloaded, keeping the old ones: %s", error->message);
         } else {
             g_message("NBD TLS credentials %s", tls ? "reloaded" : "removed");
             nbdsrv_tls_unref(srv->tls);

@@ -31,8 +31,8 @@ struct nbdsrv_tls {
     gint refcount;
     gnutls_certificate_credentials_t x509; /* NULL: no certificate */
     bool request_client_cert;
-    gnutls_psk_server_credentials_t psk;   /* NULL: no PSK */
-    GHashTable *psk_keys;                  /* identity -> GBytes key */
+    gnutls_psk_server_credentials_t psk; /* NULL: no PSK */
+    GHashTable *psk_keys;                /* identity -> GBytes key */
     gnutls_priority_t priority;
 };
 
@@ -85,8 +85,7 @@ tls_load_psk_file(struct nbdsrv_tls *tls, const char *path, GError **error)
                              g_byte_array_free_to_bytes(key));
     }
     if (g_hash_table_size(tls->psk_keys) == 0) {
-        g_set_error(error, NBDSRV_ERROR, NBDSRV_ERROR_CONFIG, "TLS PSK file %s has no keys",
-                    path);
+        g_set_error(error, NBDSRV_ERROR, NBDSRV_ERROR_CONFIG, "TLS PSK file %s has no keys", path);
         return false;
     }
     return true;
@@ -187,8 +186,7 @@ bool
 nbdsrv_tls_same_files(const struct cfg *a, const struct cfg *b)
 {
     return g_strcmp0(a->tls_cert, b->tls_cert) == 0 && g_strcmp0(a->tls_key, b->tls_key) == 0 &&
-           g_strcmp0(a->tls_ca, b->tls_ca) == 0 &&
-           g_strcmp0(a->tls_psk_file, b->tls_psk_file) == 0;
+           g_strcmp0(a->tls_ca, b->tls_ca) == 0 && g_strcmp0(a->tls_psk_file, b->tls_psk_file) == 0;
 }
 
 void
@@ -288,8 +286,7 @@ tls_peer_dn(gnutls_session_t s, char **dn_out, GError **error)
 }
 
 bool
-nbdsrv_tls_start(struct nbdsrv_tls *tls, struct nbdsrv_io *io, char **identity_out,
-                 GError **error)
+nbdsrv_tls_start(struct nbdsrv_tls *tls, struct nbdsrv_io *io, char **identity_out, GError **error)
 {
     gnutls_session_t s;
     int rc;

@@ -59,9 +59,9 @@ static void
 reply_error(struct nbdsrv_conn *conn, const struct nbdsrv_request *req, uint32_t nbd_err,
             const char *msg)
 {
-    LOG_RATELIMITED(G_LOG_LEVEL_DEBUG, 10, 20, "%s: %s offset %" G_GUINT64_FORMAT
-                    " length %u: error %u (%s)", conn->peer, nbdsrv_cmd_name(req->type),
-                    req->offset, req->length, nbd_err, msg);
+    LOG_RATELIMITED(G_LOG_LEVEL_DEBUG, 10, 20,
+                    "%s: %s offset %" G_GUINT64_FORMAT " length %u: error %u (%s)", conn->peer,
+                    nbdsrv_cmd_name(req->type), req->offset, req->length, nbd_err, msg);
     if (!conn->structured) {
         nbdsrv_encode_simple_reply(nbdsrv_io_put(&conn->io, NBD_SIMPLE_REPLY_LEN), nbd_err,
                                    req->handle);
@@ -83,8 +83,8 @@ reply_errno(struct nbdsrv_conn *conn, const struct nbdsrv_request *req, int rc)
         LOG_RATELIMITED(G_LOG_LEVEL_WARNING, 10, 5, "%s: export %s: store full", conn->peer,
                         conn->exp->name);
     else if (rc == -EIO)
-        LOG_RATELIMITED(G_LOG_LEVEL_WARNING, 10, 5, "%s: export %s: I/O error on %s",
-                        conn->peer, conn->exp->name, nbdsrv_cmd_name(req->type));
+        LOG_RATELIMITED(G_LOG_LEVEL_WARNING, 10, 5, "%s: export %s: I/O error on %s", conn->peer,
+                        conn->exp->name, nbdsrv_cmd_name(req->type));
     reply_error(conn, req, nbdsrv_errno_to_nbd(rc), g_strerror(-rc));
 }
 
@@ -94,8 +94,8 @@ queue_data_chunk(struct nbdsrv_conn *conn, const struct nbdsrv_request *req, boo
 {
     uint8_t *p = nbdsrv_io_put(&conn->io, NBD_CHUNK_HDR_LEN + 8);
 
-    nbdsrv_encode_chunk(p, done ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE_OFFSET_DATA,
-                        req->handle, len + 8);
+    nbdsrv_encode_chunk(p, done ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE_OFFSET_DATA, req->handle,
+                        len + 8);
     nbdsrv_put_be64(p + NBD_CHUNK_HDR_LEN, offset);
     nbdsrv_io_put_ext(&conn->io, data, len, owned);
 }
@@ -106,8 +106,8 @@ queue_hole_chunk(struct nbdsrv_conn *conn, const struct nbdsrv_request *req, boo
 {
     uint8_t *p = nbdsrv_io_put(&conn->io, NBD_CHUNK_HDR_LEN + 12);
 
-    nbdsrv_encode_chunk(p, done ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE_OFFSET_HOLE,
-                        req->handle, 12);
+    nbdsrv_encode_chunk(p, done ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE_OFFSET_HOLE, req->handle,
+                        12);
     nbdsrv_put_be64(p + NBD_CHUNK_HDR_LEN, offset);
     nbdsrv_put_be32(p + NBD_CHUNK_HDR_LEN + 8, len);
 }
@@ -150,8 +150,7 @@ cmd_read(struct nbdsrv_conn *conn, const struct nbdsrv_request *req)
     }
 
     if (!conn->structured) {
-        nbdsrv_encode_simple_reply(nbdsrv_io_put(&conn->io, NBD_SIMPLE_REPLY_LEN), 0,
-                                   req->handle);
+        nbdsrv_encode_simple_reply(nbdsrv_io_put(&conn->io, NBD_SIMPLE_REPLY_LEN), 0, req->handle);
         nbdsrv_io_put_ext(&conn->io, data, req->length, data);
         return;
     }
@@ -161,8 +160,8 @@ cmd_read(struct nbdsrv_conn *conn, const struct nbdsrv_request *req)
         if (runs[i].zero) {
             queue_hole_chunk(conn, req, done, runs[i].offset, runs[i].len);
         } else {
-            queue_data_chunk(conn, req, done, runs[i].offset,
-                             data + (runs[i].offset - req->offset), runs[i].len, owned);
+            queue_data_chunk(conn, req, done, runs[i].offset, data + (runs[i].offset - req->offset),
+                             runs[i].len, owned);
             owned = NULL;
         }
     }
@@ -286,9 +285,10 @@ handle_request(struct nbdsrv_conn *conn, const struct nbdsrv_request *req)
          * the next request header is found where the client put it. */
         if (req->type == NBD_CMD_WRITE && nbdsrv_io_skip(&conn->io, req->length) < 0)
             return false;
-        reply_error(conn, req, err, err == NBD_EPERM    ? "export is read-only"
-                                    : err == NBD_ENOSPC ? "request beyond the end of the export"
-                                                        : "invalid request");
+        reply_error(conn, req, err,
+                    err == NBD_EPERM    ? "export is read-only"
+                    : err == NBD_ENOSPC ? "request beyond the end of the export"
+                                        : "invalid request");
         return true;
     }
     switch (req->type) {
@@ -329,8 +329,8 @@ nbdsrv_transmission(struct nbdsrv_conn *conn)
         .structured = conn->structured,
         .meta = conn->meta,
     };
-    g_debug("%s: export %s: transmission (flags 0x%x%s)", conn->peer, exp->name,
-            conn->neg.tflags, conn->structured ? ", structured replies" : "");
+    g_debug("%s: export %s: transmission (flags 0x%x%s)", conn->peer, exp->name, conn->neg.tflags,
+            conn->structured ? ", structured replies" : "");
     for (;;) {
         struct nbdsrv_request req;
         int rc = nbdsrv_io_want(&conn->io, NBD_REQUEST_LEN);

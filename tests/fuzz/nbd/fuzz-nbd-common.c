@@ -52,8 +52,7 @@ fuzz_nbd_server(void)
     if (!cfg)
         abort();
     cfg->tls_psk_file = g_strdup(fuzz_psk_path);
-    fuzz_srv = nbdsrv_new_with_exports(cfg, &nbdt_export_ops, nbdt_exports_new(256 * 1024),
-                                       &error);
+    fuzz_srv = nbdsrv_new_with_exports(cfg, &nbdt_export_ops, nbdt_exports_new(256 * 1024), &error);
     cfg_unref(cfg);
     if (!fuzz_srv) {
         fprintf(stderr, "fuzz: %s\n", error->message);

@@ -111,8 +111,7 @@ test_meta_parse(void)
     /* more queries than we accept */
     g_autoptr(GByteArray) many = meta_payload("lab", NULL);
     nbdsrv_put_be32(many->data + 7, NBDSRV_MAX_QUERIES + 1);
-    g_assert_cmpuint(nbdsrv_parse_meta_req(many->data, many->len, req), ==,
-                     NBD_REP_ERR_TOO_BIG);
+    g_assert_cmpuint(nbdsrv_parse_meta_req(many->data, many->len, req), ==, NBD_REP_ERR_TOO_BIG);
     /* query length beyond the payload */
     g_autoptr(GByteArray) lie = meta_payload("lab", q);
     nbdsrv_put_be32(lie->data + 11, 0x7fffffff);
@@ -192,6 +191,10 @@ test_request_check(void)
     g_assert_cmpuint(check(NBD_CMD_FLUSH, 0, 512, 0, &rw), ==, NBD_EINVAL);
     g_assert_cmpuint(check(NBD_CMD_CACHE, 0, 0, 4096, &rw), ==, 0);
     g_assert_cmpuint(check(NBD_CMD_CACHE, 0, 0, 4096, &ro), ==, NBD_EINVAL);
+    rw.size = 1ULL << 40;
+    g_assert_cmpuint(check(NBD_CMD_CACHE, 0, 0, NBDSRV_MAX_PAYLOAD + 1, &rw), ==, NBD_EINVAL);
+    g_assert_cmpuint(check(NBD_CMD_TRIM, 0, 0, UINT32_MAX, &rw), ==, 0);
+    rw.size = 1 << 20;
     g_assert_cmpuint(check(NBD_CMD_BLOCK_STATUS, NBD_CMD_FLAG_REQ_ONE, 0, 4096, &rw), ==, 0);
     g_assert_cmpuint(check(NBD_CMD_BLOCK_STATUS, 0, 0, 4096, &ro), ==, NBD_EINVAL);
     g_assert_cmpuint(check(NBD_CMD_BLOCK_STATUS, 0, 1 << 20, 1, &rw), ==, NBD_EINVAL);
@@ -208,11 +211,14 @@ test_errno_map(void)
         int err;
         uint32_t nbd;
     } map[] = {
-        {0, NBD_SUCCESS},       {-EPERM, NBD_EPERM},     {-EROFS, NBD_EPERM},
-        {-EIO, NBD_EIO},        {-ENOMEM, NBD_ENOMEM},   {-EINVAL, NBD_EINVAL},
-        {-ENOSPC, NBD_ENOSPC},  {-EDQUOT, NBD_ENOSPC},   {-EFBIG, NBD_ENOSPC},
-        {-EOVERFLOW, NBD_EOVERFLOW}, {-ENOTSUP, NBD_ENOTSUP}, {-ESHUTDOWN, NBD_ESHUTDOWN},
-        {EIO, NBD_EIO},         {-EILSEQ, NBD_EIO},      {-EBADF, NBD_EIO},
+        {0, NBD_SUCCESS},        {-EPERM, NBD_EPERM},
+        {-EROFS, NBD_EPERM},     {-EIO, NBD_EIO},
+        {-ENOMEM, NBD_ENOMEM},   {-EINVAL, NBD_EINVAL},
+        {-ENOSPC, NBD_ENOSPC},   {-EDQUOT, NBD_ENOSPC},
+        {-EFBIG, NBD_ENOSPC},    {-EOVERFLOW, NBD_EOVERFLOW},
+        {-ENOTSUP, NBD_ENOTSUP}, {-ESHUTDOWN, NBD_ESHUTDOWN},
+        {EIO, NBD_EIO},          {-EILSEQ, NBD_EIO},
+        {-EBADF, NBD_EIO},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(map); i++)
         g_assert_cmpuint(nbdsrv_errno_to_nbd(map[i].err), ==, map[i].nbd);
@@ -224,8 +230,7 @@ test_encode(void)
     uint8_t o[NBD_OPT_REP_HDR_LEN], s[NBD_SIMPLE_REPLY_LEN], c[NBD_CHUNK_HDR_LEN];
     static const uint8_t want_o[] = {0x00, 0x03, 0xe8, 0x89, 0x04, 0x55, 0x65, 0xa9, 0, 0,
                                      0,    7,    0x80, 0,    0,    6,    0,    0,    0, 5};
-    static const uint8_t want_s[] = {0x67, 0x44, 0x66, 0x98, 0, 0, 0, 28,
-                                     1,    2,    3,    4,    5, 6, 7, 8};
+    static const uint8_t want_s[] = {0x67, 0x44, 0x66, 0x98, 0, 0, 0, 28, 1, 2, 3, 4, 5, 6, 7, 8};
     static const uint8_t want_c[] = {0x66, 0x8e, 0x33, 0xef, 0, 1, 0x80, 1, 0, 0,
                                      0,    0,    0,    0,    0, 9, 0,    0, 0, 12};
 

@@ -34,9 +34,10 @@ env_new(bool psk, bool require_tls)
     g_assert_no_error(error);
     if (psk) {
         e->psk_file = g_build_filename(e->tmpdir, "keys.psk", NULL);
-        g_assert_true(g_file_set_contents(
-            e->psk_file, "# test keys\nalice:00112233445566778899aabbccddeeff\n"
-                         "bob:ffeeddccbbaa99887766554433221100\n", -1, NULL));
+        g_assert_true(g_file_set_contents(e->psk_file,
+                                          "# test keys\nalice:00112233445566778899aabbccddeeff\n"
+                                          "bob:ffeeddccbbaa99887766554433221100\n",
+                                          -1, NULL));
         e->cfg->tls_psk_file = g_strdup(e->psk_file);
     }
     e->cfg->nbd_require_tls = require_tls;
@@ -417,22 +418,21 @@ test_read_holes(void)
 
     client_open(e, &c, "img", true);
     /* [0,128K) holds the base hole [16K,32K): one hole chunk, data around */
-    g_assert_cmpint(nbd_pread_structured(c.h, buf, 131072, 0,
-                                         (nbd_chunk_callback){.callback = chunk_cb,
-                                                              .user_data = &k},
-                                         0),
-                    ==, 0);
+    g_assert_cmpint(
+        nbd_pread_structured(c.h, buf, 131072, 0,
+                             (nbd_chunk_callback){.callback = chunk_cb, .user_data = &k}, 0),
+        ==, 0);
     g_assert_cmpint(k.hole, ==, 1);
     g_assert_cmpint(k.data, ==, 2);
     g_assert_cmpuint(k.covered, ==, 131072);
     g_assert_cmpmem(buf, 131072, e->exports->img->data, 131072);
     /* DF: a single content chunk */
     memset(&k, 0, sizeof(k));
-    g_assert_cmpint(nbd_pread_structured(c.h, buf, 131072, 0,
-                                         (nbd_chunk_callback){.callback = chunk_cb,
-                                                              .user_data = &k},
-                                         LIBNBD_CMD_FLAG_DF),
-                    ==, 0);
+    g_assert_cmpint(
+        nbd_pread_structured(c.h, buf, 131072, 0,
+                             (nbd_chunk_callback){.callback = chunk_cb, .user_data = &k},
+                             LIBNBD_CMD_FLAG_DF),
+        ==, 0);
     g_assert_cmpint(k.data, ==, 1);
     g_assert_cmpint(k.hole, ==, 0);
     g_assert_cmpmem(buf, 131072, e->exports->img->data, 131072);
@@ -577,8 +577,7 @@ raw_open(struct env *e, GThread **t, uint32_t cflags)
     g_assert_true(raw_recv(fd, greet, 18));
     g_assert_cmphex(nbdsrv_get_be64(greet), ==, NBD_MAGIC_INIT_PASSWD);
     g_assert_cmphex(nbdsrv_get_be64(greet + 8), ==, NBD_MAGIC_IHAVEOPT);
-    g_assert_cmphex(nbdsrv_get_be16(greet + 16), ==,
-                    NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+    g_assert_cmphex(nbdsrv_get_be16(greet + 16), ==, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
     nbdsrv_put_be32(f, cflags);
     raw_send(fd, f, 4);
     return fd;
@@ -650,8 +649,7 @@ test_raw_handshake(void)
     g_assert_cmphex(raw_reply(fd, NBD_OPT_LIST, NULL, NULL), ==, NBD_REP_ERR_INVALID);
     uint8_t meta[12] = {0};
     raw_option(fd, NBD_OPT_LIST_META_CONTEXT, meta, 8); /* before structured replies */
-    g_assert_cmphex(raw_reply(fd, NBD_OPT_LIST_META_CONTEXT, NULL, NULL), ==,
-                    NBD_REP_ERR_INVALID);
+    g_assert_cmphex(raw_reply(fd, NBD_OPT_LIST_META_CONTEXT, NULL, NULL), ==, NBD_REP_ERR_INVALID);
     /* too big to take: answered TOO_BIG after the data was skipped */
     g_autofree uint8_t *big = g_malloc0(NBDSRV_OPT_MAX_LEN + 1);
     raw_option(fd, NBD_OPT_GO, big, NBDSRV_OPT_MAX_LEN + 1);
@@ -782,8 +780,7 @@ test_raw_forced_tls(void)
     raw_option(fd, NBD_OPT_LIST, NULL, 0);
     g_assert_cmphex(raw_reply(fd, NBD_OPT_LIST, NULL, NULL), ==, NBD_REP_ERR_TLS_REQD);
     raw_option(fd, NBD_OPT_STRUCTURED_REPLY, NULL, 0);
-    g_assert_cmphex(raw_reply(fd, NBD_OPT_STRUCTURED_REPLY, NULL, NULL), ==,
-                    NBD_REP_ERR_TLS_REQD);
+    g_assert_cmphex(raw_reply(fd, NBD_OPT_STRUCTURED_REPLY, NULL, NULL), ==, NBD_REP_ERR_TLS_REQD);
     raw_option(fd, NBD_OPT_EXPORT_NAME, "img", 3);
     g_assert_true(raw_at_eof(fd));
     raw_close(fd, t);
