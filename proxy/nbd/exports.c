@@ -101,6 +101,10 @@ claim_writer(struct nbdsrv *srv, struct nbdsrv_conn *conn, const char *client,
     struct nbdsrv_conn *kicked = NULL;
 
     for (;;) {
+        if (srv->shutting_down) {
+            *msg = g_strdup("server is shutting down");
+            return NBD_REP_ERR_SHUTDOWN;
+        }
         struct nbdsrv_conn *cur = g_hash_table_lookup(srv->writers, client);
         if (!cur) {
             g_hash_table_insert(srv->writers, g_strdup(client), conn);
