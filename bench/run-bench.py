@@ -763,6 +763,30 @@ def measure_rows(ctx, rows, servers):
         ctx.done_rows.append(row)
 
 
+def run_ov_bench(ctx, path):
+    """bench/ov-bench (the overlay library against plain pread/pwrite, in one
+    process): its read and write lines become rows, its flush lines notes."""
+    cmd = [path, "--dir", ctx.work] + (["--quick"] if ctx.quick else [])
+    log("[overlay] %s" % " ".join(cmd))
+    cp = run(cmd, timeout=900)
+    specs = [
+        ("4 KiB random read, empty overlay (IOPS)", "pread() of the base",
+         r"4k random read.*?overlay ([0-9.]+) IOPS, pread ([0-9.]+) IOPS", 0.9),
+        ("4 KiB random write, empty overlay, no flush (IOPS)", "pwrite() to a sparse file",
+         r"4k random write.*?overlay ([0-9.]+) IOPS, pwrite[^0-9]*([0-9.]+) IOPS", 0.5),
+    ]
+    rows = []
+    for name, plain, pattern, goal in specs:
+        m = re.search(pattern, cp.stdout)
+        if not m:
+            raise BenchError("ov-bench printed no result for %r: %s" % (name, cp.stdout[-400:]))
+        rows.append((name, plain, float(m.group(1)), float(m.group(2)), goal))
+    ctx.ov_bench = {"rows": rows,
+                    "notes": [l for l in cp.stdout.splitlines() if l.startswith("flush")]}
+    for l in cp.stdout.splitlines():
+        log("  " + l)
+
+
 # ---------------------------------------------------------------------------
 # Report
 
@@ -848,7 +872,24 @@ def report(ctx):
     if nbd:
         lines += ["## NBD: ovgated (client overlay) vs nbdkit file+cow, qemu-nbd qcow2 "
                   "overlay, nbdkit memory ceiling", ""] + nbd + [""]
+    if ctx.ov_bench:
+        lines += ["## Overlay library: bench/ov-bench (in process, overlay vs plain file)",
+                  "", "| row | overlay | plain file | overlay/plain | goal |",
+                  "|---|---|---|---|---|"]
+        for name, plain, a, b, goal in ctx.ov_bench["rows"]:
+            r = a / b
+            lines.append("| %s | %s | %s (%s) | %.2fx | ≥ %.1fx: %s |" % (
+                name, fmt(a), fmt(b), plain, r, goal, "**met**" if r >= goal else "**missed**"))
+        if ctx.ov_bench["notes"]:
+            lines += ["", "Flush cost (median):", "", "```"] + ctx.ov_bench["notes"] + ["```"]
+        lines.append("")
     met = missed = 0
+    if ctx.ov_bench:
+        for name, plain, a, b, goal in ctx.ov_bench["rows"]:
+            if a / b >= goal:
+                met += 1
+            else:
+                missed += 1
     for r in ctx.done_rows:
         _, verdicts = goal_text(r, labels)
         if verdicts and all(v is not None for v in verdicts):
@@ -880,8 +921,11 @@ def build_ovgated(build):
     if not os.path.isdir(os.path.join(build, "meson-private")):
         log("setting up %s (release build)" % build)
         run(["meson", "setup", build, "-Dbuildtype=release"], timeout=600).check_returncode()
-    log("building ovgated and ovctl in %s" % build)
-    run(["meson", "compile", "-C", build], timeout=1800)
+    log("building ovgated, ovctl and ov-bench in %s" % build)
+    run(["meson", "compile", "-C", build, "ovgated", "ovctl"], timeout=1800)
+    cp = run(["meson", "compile", "-C", build, "ov-bench"], timeout=1800, check=False)
+    if cp.returncode != 0:
+        log("ov-bench did not build; its rows are left out: %s" % cp.stdout.strip()[-300:])
     for path in (ovgated, ovctl):
         if not os.access(path, os.X_OK):
             raise BenchError("%s was not built" % path)
@@ -921,6 +965,8 @@ def parse_args(argv):
                    help="ovgate build directory (set up and compiled if needed)")
     p.add_argument("--no-build", action="store_true",
                    help="use --build as it is, do not run meson compile")
+    p.add_argument("--no-ov-bench", action="store_true",
+                   help="skip the overlay micro-benchmark (bench/ov-bench)")
     p.add_argument("--peers-only", action="store_true",
                    help="measure the peers only (no ovgated; for debugging the script)")
     p.add_argument("--workdir", default=None,
@@ -948,6 +994,7 @@ def main(argv):
     ctx.quick, ctx.runs, ctx.secs, ctx.size = args.quick, args.runs, args.secs, args.size
     ctx.concurrency, ctx.row_filter = args.concurrency, args.row_filter
     ctx.done_rows = []
+    ctx.ov_bench = None
     ctx.procs = Procs()
     ctx.revision = "not measured (--peers-only)" if args.peers_only else git_revision()
 
@@ -996,6 +1043,16 @@ def main(argv):
             log("ovctl: image %s and %d clients" % (IMAGE, len(clients)))
             ov.setup(ctx.base)
             start(ov)
+
+        ov_bench = os.path.join(args.build, "bench", "ov-bench")
+        if not args.peers_only and not args.no_ov_bench and not args.only:
+            if os.access(ov_bench, os.X_OK):
+                try:
+                    run_ov_bench(ctx, ov_bench)
+                except BenchError as e:
+                    log("ov-bench: %s" % e)
+            else:
+                log("%s not built: overlay rows left out" % ov_bench)
 
         if args.only in (None, "iscsi"):
             tgt = start(Tgtd(ctx), ctx.base)
