@@ -83,8 +83,9 @@ json_add_strv(JsonBuilder *b, const char *member, char **list)
     json_builder_end_array(b);
 }
 
+/* connected: 0 or 1, or -1 to leave it out */
 static void
-client_json(JsonBuilder *b, const struct ov_client_info *c)
+client_json(JsonBuilder *b, const struct ov_client_info *c, int connected)
 {
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "name");
@@ -99,6 +100,10 @@ client_json(JsonBuilder *b, const struct ov_client_info *c)
     json_builder_add_string_value(b, c->overlay_path);
     json_builder_set_member_name(b, "created");
     json_builder_add_int_value(b, c->created);
+    if (connected >= 0) {
+        json_builder_set_member_name(b, "connected");
+        json_builder_add_boolean_value(b, connected);
+    }
     json_builder_end_object(b);
 }
 
@@ -119,7 +124,7 @@ ovctl_cmd_client_list(struct ovctl *ctx, int argc, char **argv)
         JsonBuilder *b = json_builder_new();
         json_builder_begin_array(b);
         for (guint i = 0; i < clients->len; i++)
-            client_json(b, clients->pdata[i]);
+            client_json(b, clients->pdata[i], -1);
         json_builder_end_array(b);
         ovctl_json_print(b);
         return OVCTL_EXIT_OK;
@@ -149,12 +154,14 @@ ovctl_cmd_client_info(struct ovctl *ctx, int argc, char **argv)
         return ovctl_fail(error);
     struct ov_client_info *c = ov_store_client_get(store, argv[1], &error);
     struct ov_image_info *img = c ? ov_store_image_get(store, c->image, NULL) : NULL;
+    bool connected = false;
+    bool known = c && ov_store_client_connected(store, argv[1], &connected, NULL);
     ov_store_close(store);
     if (!c)
         return ovctl_fail(error);
     if (ctx->json) {
         JsonBuilder *b = json_builder_new();
-        client_json(b, c);
+        client_json(b, c, known ? connected : -1);
         ovctl_json_print(b);
     } else {
         g_autofree char *when = ovctl_format_time(c->created);
@@ -172,6 +179,7 @@ ovctl_cmd_client_info(struct ovctl *ctx, int argc, char **argv)
         for (size_t i = 0; c->macs[i]; i++)
             printf("mac:         %s\n", c->macs[i]);
         printf("overlay:     %s\n", c->overlay_path);
+        printf("connected:   %s\n", !known ? "?" : connected ? "yes" : "no");
         printf("created:     %s\n", when);
     }
     ov_image_info_free(img);

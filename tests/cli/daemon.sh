@@ -42,6 +42,7 @@ columns() { awk 'NF >= 4 { print $1, $2, $3, $4; next } { print }'; }
 echo "\$ ovctl status (client, image, generation, protocol)"
 ovctl status | columns
 run ovctl overlay info pc1
+run ovctl client info pc1
 run ovctl reset pc1
 run ovctl client remove pc1
 run ovctl reset --all

@@ -505,6 +505,20 @@ test_reset(struct fixture *f, gconstpointer data)
     overlay_info(f, "b", &oi);
     g_assert_cmpuint(oi.base.generation, ==, 2);
 
+    /* so can one whose overlay file was deleted by hand; and it can be removed */
+    c = ov_store_client_get(f->store, "b", &error);
+    g_assert_cmpint(g_unlink(c->overlay_path), ==, 0);
+    ov_client_info_free(c);
+    g_assert_true(ov_store_client_reset(f->store, "b", false, &error));
+    g_assert_no_error(error);
+    overlay_info(f, "b", &oi);
+    g_assert_cmpuint(oi.base.generation, ==, 2);
+    c = ov_store_client_get(f->store, "b", &error);
+    g_assert_cmpint(g_unlink(c->overlay_path), ==, 0);
+    ov_client_info_free(c);
+    g_assert_true(ov_store_client_remove(f->store, "b", &error));
+    g_assert_no_error(error);
+
     g_assert_false(ov_store_client_reset(f->store, "nope", false, &error));
     g_assert_error(error, OV_ERROR, OV_ERROR_NOT_FOUND);
 }
