@@ -14,8 +14,8 @@
 #include "ov-test-util.h"
 
 #ifdef OVT_MODEL_LONG
-#define STEPS 40000
-#define RUNS 6
+#define STEPS 20000
+#define RUNS 4
 #else
 #define STEPS 2500
 #define RUNS 3
