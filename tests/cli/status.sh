@@ -9,6 +9,7 @@ python3 - "$STORE/ovgated.sock" <<'PY' &
 import json, os, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.bind(sys.argv[1]); s.listen(4)
+s.settimeout(20)  # never outlive the test if ovctl does not come
 open(sys.argv[1] + ".ready", "w").close()
 answers = [
     {"ok": True, "sessions": [
