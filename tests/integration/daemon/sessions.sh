@@ -1,11 +1,12 @@
 #!/bin/bash
 # Sessions seen from the control socket: status lists a connected client;
-# reset is refused while it is connected and ends its session with force;
+# an online commit leaves it running on the new generation with the same
+# bytes; reset is refused while it is connected and ends its session with force;
 # kick ends it; a client whose store entry disappears loses its session at
 # the next rescan.
 . "$OVT_LIB"
 ovt_require python3 nbdsh
-plan 12
+plan 15
 ovt_make_image lab 8 || { not_ok "image created"; ovt_done; }
 ovt_add_client pc01 lab iqn.2026-11.test:pc01 || { not_ok "client pc01"; ovt_done; }
 ovt_start_daemon || { not_ok "daemon started"; ovt_done; }
@@ -22,7 +23,8 @@ h.pwrite(b"x" * 4096, 0)
 print("connected", flush=True)
 try:
     for i in range(600):
-        h.pread(512, 0)
+        if h.pread(512, 0) != b"x" * 512:
+            print("mismatch", flush=True)
         time.sleep(0.1)
     print("still connected", flush=True)
 except Exception as e:
@@ -54,6 +56,13 @@ check() { # DESC RESPONSE EXPR
 ovt_check "NBD client connected" holder_start
 check "status lists the NBD session of pc01" "$(ovt_ctl '{"cmd":"status"}')" \
     'len(r["sessions"]) == 1 and r["sessions"][0]["client"] == "pc01" and r["sessions"][0]["protocol"] == "nbd" and r["sessions"][0]["write_bytes"] >= 4096'
+check "online commit while connected publishes generation 2" \
+    "$(ovt_ctl '{"cmd":"commit","client":"pc01"}')" 'r["ok"] and r["generation"] == 2'
+sleep 0.5
+check "after the commit the session runs on generation 2" "$(ovt_ctl '{"cmd":"status"}')" \
+    'len(r["sessions"]) == 1 and r["sessions"][0]["generation"] == 2'
+holder_fine() { kill -0 "$holder" && ! grep -q -e mismatch -e ended "$holder_out"; }
+ovt_check "the committed client still sees its own bytes" holder_fine
 check "reset without force is refused while connected" \
     "$(ovt_ctl '{"cmd":"reset","client":"pc01"}')" 'not r["ok"] and "session" in r["error"]'
 check "reset with force" "$(ovt_ctl '{"cmd":"reset","client":"pc01","force":true}')" 'r["ok"]'
