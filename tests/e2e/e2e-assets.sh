@@ -207,6 +207,8 @@ for applet in $("$pkgroot/bin/busybox" --list); do
 done
 install -m 0755 "$here/guest-init" "$tree/sbin/init"
 echo "ovgate golden image generation 1" >"$tree/etc/golden-marker"
+printf 'root:x:0:0:root:/:/bin/sh\n' >"$tree/etc/passwd"
+printf 'root:x:0:\n' >"$tree/etc/group"
 mkfs.ext4 -q -F -b 4096 -L golden -E root_owner=0:0 -d "$tree" "$work/golden.raw" 64M >/dev/null
 
 # TFTP root for the firmware path ----------------------------------------

@@ -1,0 +1,211 @@
+# e2e-lib.sh — sourced by the end-to-end tests after ovgate-test-lib.sh.
+#
+# Boots real Linux guests under QEMU (TCG) with their root file system on
+# ovgated, and reads clients' disks back through the daemon.
+#
+#   e2e_setup                 skip (77) unless QEMU and the e2fsprogs tools are
+#                             there, build/reuse the cached kernel, initramfs and
+#                             golden image (e2e-assets.sh), create image "lab"
+#                             from the golden image and start the daemon
+#   e2e_client NAME           add client NAME of "lab" with IQN $(e2e_iqn NAME)
+#   e2e_iqn NAME              prints the client's initiator name
+#   e2e_boot_start NAME HOW CMDLINE...   start a guest in the background;
+#                             HOW is iscsi (direct kernel boot, iscsistart),
+#                             nbd (direct kernel boot, nbd-client) or ipxe (the
+#                             NIC's iPXE ROM, contrib/ipxe/ovgate.ipxe, iBFT);
+#                             CMDLINE: extra kernel arguments
+#   e2e_boot_wait NAME        wait (bounded) for that guest to power off; prints
+#                             the boot time; fails if it did not finish
+#   e2e_boot NAME HOW CMDLINE...   both
+#   e2e_guest NAME WHAT       prints the guest's "OVGATE-GUEST: WHAT ..." lines
+#                             (WHAT without the prefix), e.g. e2e_guest a token
+#   e2e_read_disk NAME        copy NAME's disk through the daemon (iSCSI, with
+#                             NAME's initiator name) to $E2E_DISK, check its file
+#                             system (e2fsck -fn)
+#   e2e_disk_file PATH        prints PATH from $E2E_DISK (debugfs)
+#   e2e_gen_sums              prints sha256 of every generation file of the store
+#   e2e_like TEXT PATTERN     true when TEXT matches the shell glob PATTERN
+#
+# Logs: $OVT_DIR/NAME.log (serial console); on failure the last lines of each
+# are printed as TAP comments. Every QEMU started here is bounded by timeout(1)
+# and stopped by PID on exit.
+
+E2E_IMAGE=lab
+E2E_TARGET="$OVT_IQN_PREFIX:$E2E_IMAGE"
+E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-240}
+E2E_PIDS=""
+E2E_HERE=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)
+E2E_CMDLINE_BASE="console=ttyS0 panic=-1 loglevel=4 rw ovgate.onfail=poweroff"
+
+e2e_iqn() {
+    echo "iqn.2026-11.org.ovgate.client:$1"
+}
+
+e2e_stop_guests() {
+    for e2e_p in $E2E_PIDS; do
+        kill -TERM "$e2e_p" 2>/dev/null || true
+    done
+    for e2e_p in $E2E_PIDS; do
+        wait "$e2e_p" 2>/dev/null || true
+    done
+    E2E_PIDS=""
+}
+
+e2e_setup() {
+    ovt_require qemu-system-x86_64 qemu-img debugfs e2fsck timeout sha256sum
+    if [ ! -x "$OVGATED" ] || [ ! -x "$OVCTL" ]; then
+        echo "1..0 # SKIP ovgated or ovctl is not built"
+        exit 77
+    fi
+    E2E_CACHE="${E2E_CACHE:-${MESON_BUILD_ROOT:?}/e2e-cache}"
+    e2e_rc=0
+    "$E2E_HERE/e2e-assets.sh" "$E2E_CACHE" || e2e_rc=$?
+    if [ "$e2e_rc" -eq 77 ]; then
+        echo "1..0 # SKIP kernel/initramfs packages unavailable (see above)"
+        exit 77
+    elif [ "$e2e_rc" -ne 0 ]; then
+        echo "Bail out! building the guest kernel/initramfs/golden image failed"
+        exit 1
+    fi
+    ovt_init
+    ovt_on_exit e2e_stop_guests
+    ovt_make_image_from "$E2E_IMAGE" "$E2E_CACHE/golden.raw" >/dev/null || {
+        echo "Bail out! ovctl image create failed"
+        exit 1
+    }
+    ovt_start_daemon || {
+        echo "Bail out! ovgated did not start"
+        exit 1
+    }
+}
+
+e2e_client() {
+    ovt_add_client "$1" "$E2E_IMAGE" "$(e2e_iqn "$1")" >/dev/null
+}
+
+# e2e_qemu LOG QEMU-ARGS... — run QEMU bounded by timeout(1). Called in the
+# background: exec makes the background job's PID timeout's own, so that
+# stopping that PID stops QEMU too.
+e2e_qemu() {
+    e2e_log=$1
+    shift
+    exec timeout --kill-after=5 "$E2E_BOOT_TIMEOUT" qemu-system-x86_64 -accel tcg -m 512 \
+        -nographic -no-reboot -monitor none -serial "file:$e2e_log" "$@" \
+        </dev/null >"$e2e_log.qemu" 2>&1
+}
+
+e2e_boot_start() {
+    e2e_name=$1
+    e2e_how=$2
+    shift 2
+    e2e_args="$E2E_CMDLINE_BASE ovgate.test.client=$e2e_name $*"
+    e2e_log="$OVT_DIR/$e2e_name.log"
+    # Keep the console of an earlier boot of the same guest for diagnosis.
+    [ ! -f "$e2e_log" ] || mv "$e2e_log" "$e2e_log.$(date +%s%N)"
+    # A MAC per client name, so iBFT/iPXE see different machines.
+    e2e_mac=$(printf '%s' "$e2e_name" | sha256sum |
+        sed 's/^\(..\)\(..\)\(..\).*/52:54:00:\1:\2:\3/')
+    case "$e2e_how" in
+    iscsi)
+        e2e_qemu "$e2e_log" -netdev user,id=n0 \
+            -device "virtio-net-pci,netdev=n0,mac=$e2e_mac,romfile=" \
+            -kernel "$E2E_CACHE/vmlinuz" -initrd "$E2E_CACHE/initramfs.img" \
+            -append "$e2e_args ovgate.iscsi=10.0.2.2:$OVT_ISCSI_PORT:$E2E_TARGET:$(e2e_iqn "$e2e_name")" &
+        ;;
+    nbd)
+        e2e_qemu "$e2e_log" -netdev user,id=n0 \
+            -device "virtio-net-pci,netdev=n0,mac=$e2e_mac,romfile=" \
+            -kernel "$E2E_CACHE/vmlinuz" -initrd "$E2E_CACHE/initramfs.img" \
+            -append "$e2e_args ovgate.nbd=10.0.2.2:$OVT_NBD_PORT:$E2E_IMAGE/$e2e_name" &
+        ;;
+    ipxe)
+        # TFTP root: the cached kernel, initramfs and contrib/ipxe/ovgate.ipxe,
+        # plus a first script that sets this machine's settings and chains it.
+        e2e_tftp="$OVT_DIR/tftp-$e2e_name"
+        mkdir -p "$e2e_tftp"
+        ln -sf "$E2E_CACHE/ipxe/vmlinuz" "$E2E_CACHE/ipxe/initramfs.img" \
+            "$E2E_CACHE/ipxe/ovgate.ipxe" "$e2e_tftp/"
+        cat >"$e2e_tftp/boot.ipxe" <<EOF
+#!ipxe
+set ovgate-port $OVT_ISCSI_PORT
+set ovgate-image $E2E_IMAGE
+set initiator-iqn $(e2e_iqn "$e2e_name")
+set ovgate-cmdline $e2e_args
+chain ovgate.ipxe
+EOF
+        e2e_qemu "$e2e_log" -boot n \
+            -netdev "user,id=n0,tftp=$e2e_tftp,bootfile=boot.ipxe" \
+            -device "virtio-net-pci,netdev=n0,disable-legacy=on,mac=$e2e_mac" &
+        ;;
+    *)
+        echo "Bail out! e2e_boot_start: unknown boot method $e2e_how"
+        exit 1
+        ;;
+    esac
+    eval "E2E_PID_$e2e_name=$!"
+    eval "E2E_T0_$e2e_name=$(date +%s%N)"
+    E2E_PIDS="$E2E_PIDS $!"
+}
+
+e2e_boot_wait() {
+    e2e_name=$1
+    eval "e2e_pid=\$E2E_PID_$e2e_name"
+    eval "e2e_t0=\$E2E_T0_$e2e_name"
+    e2e_rc=0
+    wait "$e2e_pid" || e2e_rc=$?
+    E2E_PIDS=$(echo "$E2E_PIDS" | tr ' ' '\n' | grep -vx "$e2e_pid" | tr '\n' ' ')
+    e2e_ms=$((($(date +%s%N) - e2e_t0) / 1000000))
+    eval "E2E_MS_$e2e_name=$e2e_ms"
+    e2e_log="$OVT_DIR/$e2e_name.log"
+    if [ "$e2e_rc" -ne 0 ] || ! grep -q '^OVGATE-GUEST: done' "$e2e_log"; then
+        diag "guest $e2e_name did not finish (QEMU status $e2e_rc after $e2e_ms ms); console:"
+        tr -d '\033\r' <"$e2e_log" | tail -n 40 | sed 's/^/#   /'
+        sed 's/^/#   qemu: /' "$e2e_log.qemu" 2>/dev/null | tail -n 5
+        return 1
+    fi
+    diag "guest $e2e_name: boot to power-off took $((e2e_ms / 1000)).$(printf '%03d' $((e2e_ms % 1000))) s" \
+        "(guest uptime at init: $(e2e_guest "$e2e_name" uptime))"
+    return 0
+}
+
+e2e_boot() {
+    e2e_boot_start "$@"
+    e2e_boot_wait "$1"
+}
+
+e2e_guest() {
+    tr -d '\r' <"$OVT_DIR/$1.log" | sed -n "s/^OVGATE-GUEST: $2 *//p"
+}
+
+e2e_read_disk() {
+    E2E_DISK="$OVT_DIR/disk-$1.raw"
+    rm -f "$E2E_DISK"
+    qemu-img convert -O raw --image-opts \
+        "driver=raw,file.driver=iscsi,file.transport=tcp,file.portal=127.0.0.1:$OVT_ISCSI_PORT,file.target=$E2E_TARGET,file.lun=0,file.initiator-name=$(e2e_iqn "$1")" \
+        "$E2E_DISK" || {
+        diag "qemu-img could not read client $1's disk"
+        return 1
+    }
+    e2fsck -fn "$E2E_DISK" >"$OVT_DIR/e2fsck-$1.log" 2>&1 || {
+        diag "client $1's file system is not clean:"
+        sed 's/^/#   /' "$OVT_DIR/e2fsck-$1.log" | tail -n 10
+        return 1
+    }
+}
+
+e2e_disk_file() {
+    debugfs -R "cat $1" "$E2E_DISK" 2>/dev/null
+}
+
+e2e_gen_sums() {
+    (cd "$OVT_STORE" && sha256sum images/*/gen/*.raw)
+}
+
+# e2e_like TEXT PATTERN — true when TEXT matches the shell glob PATTERN.
+e2e_like() {
+    # shellcheck disable=SC2254
+    case "$1" in
+    $2) return 0 ;;
+    esac
+    return 1
+}
