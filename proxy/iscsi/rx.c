@@ -106,6 +106,8 @@ iscsit_rx_next(struct iscsit_rx *rx, struct iscsit_pdu *pdu)
         rx->start += rx->total;
         rx->state = ISCSIT_RX_BHS;
     }
+    if (!rx->buf)
+        return ISCSIT_RX_MORE; /* nothing received yet */
     base = rx->buf + rx->start;
     for (;;) {
         g_assert(iscsit_rx_check_invariants(rx));
