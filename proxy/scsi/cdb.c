@@ -235,12 +235,14 @@ sdev_data_out_len(const struct sdev_req *req, uint32_t want)
 
 /* ---- parse / exec ---- */
 
+/* nexus is NULL only for sdev_cmd_exec_no_lun (no LU either). */
 static void
-sdev_req_init(struct sdev_req *req, struct sdev_nexus *nexus, struct sdev_cmd *cmd)
+sdev_req_init(struct sdev_req *req, struct sdev_lu *lu, struct sdev_nexus *nexus,
+              struct sdev_cmd *cmd)
 {
     memset(req, 0, sizeof(*req));
     req->nexus = nexus;
-    req->lu = nexus ? nexus->lu : NULL;
+    req->lu = lu;
     req->cmd = cmd;
     req->field_bit = -1;
 }
@@ -322,7 +324,7 @@ sdev_cmd_parse(struct sdev_nexus *nexus, struct sdev_cmd *cmd)
     if (cmd->cdb_len > SDEV_CDB_MAX)
         cmd->cdb_len = SDEV_CDB_MAX;
 
-    sdev_req_init(&req, nexus, cmd);
+    sdev_req_init(&req, nexus->lu, nexus, cmd);
     r = sdev_parse_steps(&req);
     if (r == SDEV_SENSE_OK)
         return true;
@@ -339,7 +341,7 @@ sdev_cmd_exec(struct sdev_nexus *nexus, struct sdev_cmd *cmd)
 
     if (!cmd->desc)
         return; /* parse failed: status and sense are already set */
-    sdev_req_init(&req, nexus, cmd);
+    sdev_req_init(&req, nexus->lu, nexus, cmd);
     req.op = cmd->desc;
     /* Data-out may have taken R2T round trips since parse; another nexus
      * could have reserved the LU meanwhile (SPC-4 §5.13.1: conflicts are
@@ -367,7 +369,7 @@ sdev_cmd_exec_no_lun(struct sdev_cmd *cmd)
     struct sdev_req req;
     const uint8_t *cdb = cmd->cdb;
 
-    sdev_req_init(&req, NULL, cmd);
+    sdev_req_init(&req, NULL, NULL, cmd);
     cmd->dir = SDEV_DIR_NONE;
     cmd->xfer_len = 0;
     cmd->data_in = NULL;
