@@ -9,6 +9,7 @@
  * (OV_OPEN_READ_ONLY) take a shared lock so they can coexist with each other
  * but not with a writer; OV_OPEN_NO_LOCK takes none.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -17,6 +18,25 @@
 #include <glib.h>
 
 #include "ov-int.h"
+
+G_GNUC_UNUSED static bool
+ov_overlay_check_invariants(struct ov_overlay *ov)
+{
+    if (ov->fd < 0 || !ov->base || ov->base->size != ov->hdr.size)
+        return false;
+    if ((UINT64_C(1) << ov->granule_shift) != ov->hdr.granule)
+        return false;
+    if (ov->n_granules != (ov->hdr.size + ov->hdr.granule - 1) / ov->hdr.granule ||
+        (ov->n_granules + OV_MAP_GRANULES - 1) / OV_MAP_GRANULES != ov->hdr.map_blocks)
+        return false;
+    for (uint64_t b = 0; b < ov->hdr.map_blocks; b++) {
+        /* A corrupt block is never loaded nor changed; slots are 0 or 1. */
+        if ((ov->bad[b] && __atomic_load_n(&ov->blocks[b], __ATOMIC_ACQUIRE)) ||
+            ov->cur_slot[b] > 1)
+            return false;
+    }
+    return true;
+}
 
 static bool
 take_lock(int fd, bool exclusive, const char *path, GError **error)
@@ -164,6 +184,7 @@ ov_overlay_open(const char *path, struct ov_base *base, unsigned flags, GError *
         return NULL;
     }
     ov->base = ov_base_ref(base);
+    assert(ov_overlay_check_invariants(ov));
     return ov;
 }
 
@@ -175,6 +196,7 @@ ov_overlay_close(struct ov_overlay *ov, GError **error)
     if (!ov)
         return true;
     r = ov_overlay_flush(ov);
+    assert(ov_overlay_check_invariants(ov));
     overlay_free(ov);
     if (r < 0) {
         ov_set_error_errno(error, r, "flushing overlay on close");
