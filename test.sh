@@ -16,6 +16,9 @@
 set -eu
 cd "$(dirname "$0")"
 top=$(pwd)
+# Debian's own python3 first: nbdsh and the libnbd bindings live there, not in
+# a pyenv or venv interpreter that may shadow it on PATH.
+export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 
 [ "${OVGATE_SKIP_DEPS:-0}" = 1 ] || ./contrib/dev/install-deps.sh
 
