@@ -289,6 +289,12 @@ class Ovgated:
     def warm_paths(self):
         return [self.store]
 
+    def death_note(self):
+        """Why measurements fail if ovgated itself has gone, else ''."""
+        if self.proc and self.proc.poll() is not None:
+            return " [ovgated exited with %d: %s]" % (self.proc.returncode, tail(self.log, 5))
+        return ""
+
     def iscsi(self, client):
         return IscsiEndpoint(self.iscsi_port, "%s:%s" % (TARGET_PREFIX, IMAGE), 0,
                              initiator(client))
@@ -515,17 +521,23 @@ def iscsi_perf(eps, bs, qd, random, secs):
                                       text=True))
     total = 0
     errors = []
-    for p in procs:
-        try:
-            out, _ = p.communicate(timeout=secs + 60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            out, _ = p.communicate()
-        found = re.findall(r"iops average (\d+)", out)
-        if p.returncode != 0 or not found:
-            errors.append("exit %s: %s" % (p.returncode, out.strip()[-300:]))
-        else:
-            total += int(found[-1])
+    try:
+        for p in procs:
+            try:
+                out, _ = p.communicate(timeout=secs + 60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, _ = p.communicate()
+            found = re.findall(r"iops average (\d+)", out)
+            if p.returncode != 0 or not found:
+                errors.append("exit %s: %s" % (p.returncode, out.strip()[-300:]))
+            else:
+                total += int(found[-1])
+    finally:
+        for p in procs:  # interrupted: end the clients we started
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     if errors:
         raise BenchError("iscsi-perf failed on %d of %d initiators: %s"
                          % (len(errors), len(eps), errors[0]))
@@ -732,7 +744,16 @@ def nbd_multi_rows(ctx, servers):
 
 def measure_rows(ctx, rows, servers):
     """Interleave servers run by run (A B A B ...), warming each one's files
-    right before its measurement."""
+    right before its measurement. A server that fails a row is dropped from
+    that row (the error goes into the report) and the run goes on."""
+    caught = (BenchError, OSError, ValueError, KeyError)
+
+    def failed(row, key, live, e):
+        note = getattr(servers[key], "death_note", lambda: "")()
+        row.errors[key] = str(e) + note
+        live.remove(key)
+        log("  %s: %s%s" % (key, e, note))
+
     for row in rows:
         if ctx.row_filter and not any(f in row.name or f in row.tool
                                       for f in ctx.row_filter):
@@ -744,19 +765,15 @@ def measure_rows(ctx, rows, servers):
                 try:
                     warm(servers[key].warm_paths())
                     row.prepare(key)
-                except (BenchError, OSError, ValueError, KeyError) as e:
-                    row.errors[key] = str(e)
-                    live.remove(key)
-                    log("  %s: %s" % (key, e))
+                except caught as e:
+                    failed(row, key, live, e)
         for i in range(ctx.runs):
             for key in list(live):
                 warm(servers[key].warm_paths())
                 try:
                     v = row.measure(key)
-                except (BenchError, OSError, ValueError, KeyError) as e:
-                    row.errors[key] = str(e)
-                    live.remove(key)
-                    log("  %s: %s" % (key, e))
+                except caught as e:
+                    failed(row, key, live, e)
                     continue
                 row.results[key].append(v)
                 log("  run %d/%d %-14s %12s %s" % (i + 1, ctx.runs, key, fmt(v), row.unit))
@@ -844,9 +861,13 @@ def cell(row, key):
     if key in row.errors and not row.results[key]:
         return "error"
     m = row.median(key)
+    text = fmt(m)
     if m and "QD1 " in row.name and row.unit == "IOPS":
-        return "%s (%.0f µs)" % (fmt(m), 1e6 / m)  # QD1: IOPS is 1 / round-trip time
-    return fmt(m)
+        text += " (%.0f µs)" % (1e6 / m)  # QD1: IOPS is 1 / round-trip time
+    vals = row.results[key]
+    if m and len(vals) > 1:
+        text += " ±%.0f%%" % (50.0 * (max(vals) - min(vals)) / m)  # half the range
+    return text
 
 
 def report(ctx):
@@ -858,10 +879,13 @@ def report(ctx):
              "- machine: %s, %d CPUs, kernel %s" % (platform.machine(), os.cpu_count(),
                                                    platform.release()),
              "- ovgate: %s" % ctx.revision,
+             "- load average when the run started: %.1f%s" % (
+                 ctx.load, " — the machine was busy: expect noisy figures"
+                 if ctx.load > 1.5 else ""),
              "- base image: %d MiB raw, non-zero data; page cache warmed before each "
              "measurement" % (ctx.size // MIB),
-             "- %d run(s) of ~%d s per server and row, interleaved; figures are medians; "
-             "ratios compare medians from this run%s" % (
+             "- %d run(s) of ~%d s per server and row, interleaved; figures are medians "
+             "(± half the range of the runs); ratios compare medians from this run%s" % (
                  ctx.runs, ctx.secs, " (--quick: smoke test, not a measurement)"
                  if ctx.quick else ""),
              ""]
@@ -995,6 +1019,7 @@ def main(argv):
     ctx.concurrency, ctx.row_filter = args.concurrency, args.row_filter
     ctx.done_rows = []
     ctx.ov_bench = None
+    ctx.load = os.getloadavg()[0]
     ctx.procs = Procs()
     ctx.revision = "not measured (--peers-only)" if args.peers_only else git_revision()
 
