@@ -348,6 +348,31 @@ sdev_sbc_sync_cache_exec(struct sdev_req *req)
     return SDEV_SENSE_OK;
 }
 
+/* SBC-3 §5.9/5.10 PRE-FETCH: the range is checked; the view keeps no cache
+ * of its own to load (reads come from the page cache shared with the base),
+ * so the answer is GOOD — "not all blocks were placed in cache" — rather than
+ * CONDITION MET. */
+enum sdev_sense
+sdev_sbc_prefetch_parse(struct sdev_req *req)
+{
+    struct sdev_cmd *cmd = req->cmd;
+    uint64_t lba;
+    uint32_t n;
+    unsigned len_byte;
+
+    sdev_rw_decode(cmd->cdb, &lba, &n, &len_byte);
+    cmd->lba = lba;
+    cmd->nblocks = n;
+    cmd->dir = SDEV_DIR_NONE;
+    return sdev_check_range(req, lba, n);
+}
+
+enum sdev_sense
+sdev_sbc_prefetch_exec(struct sdev_req *req)
+{
+    return SDEV_SENSE_OK;
+}
+
 /* SBC-3 §5.15: with PMI=0 the LOGICAL BLOCK ADDRESS must be zero. */
 enum sdev_sense
 sdev_sbc_read_capacity10_parse(struct sdev_req *req)

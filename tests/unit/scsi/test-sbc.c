@@ -391,6 +391,21 @@ test_sync_cache(struct fx *f, gconstpointer d)
 }
 
 static void
+test_prefetch(struct fx *f, gconstpointer d)
+{
+    uint8_t cdb[16];
+    struct sdev_cmd cmd;
+
+    fx_cdb10(cdb, 0x34, 0x02, 0, 128);
+    g_assert_true(fx_run(f->a, &cmd, cdb, 10, NULL, 0));
+    fx_assert_good(&cmd);
+    g_assert_cmpint(cmd.dir, ==, SDEV_DIR_NONE);
+    fx_cdb16(cdb, 0x90, 0, FX_BLOCKS - 1, 2);
+    g_assert_false(fx_run(f->a, &cmd, cdb, 16, NULL, 0));
+    fx_assert_sense(&cmd, 0x5, 0x21, 0x00);
+}
+
+static void
 test_read_capacity(struct fx *f, gconstpointer d)
 {
     uint8_t rc10[16] = {0x25};
@@ -436,6 +451,7 @@ main(int argc, char **argv)
     FX_TEST("/scsi/sbc/write-same", test_write_same);
     FX_TEST("/scsi/sbc/get-lba-status", test_get_lba_status);
     FX_TEST("/scsi/sbc/sync-cache", test_sync_cache);
+    FX_TEST("/scsi/sbc/prefetch", test_prefetch);
     FX_TEST("/scsi/sbc/read-capacity", test_read_capacity);
     return g_test_run();
 }
