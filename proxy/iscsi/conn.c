@@ -499,8 +499,9 @@ iscsit_conn_run(struct iscsit_target *tgt, int fd, const char *peer)
 
     if (registered) {
         r = iscsit_conn_recv(conn, &pdu, ISCSIT_LOGIN_TIMEOUT_S * 1000, &timed_out);
-        if (r == ISCSIT_RX_PDU && iscsit_bhs_opcode(&pdu.bhs) == ISCSIT_OP_LOGIN_REQ) {
-            if (iscsit_login_run(conn, &pdu)) {
+        if ((r == ISCSIT_RX_PDU || r == ISCSIT_RX_ERR_DATA_LEN) &&
+            iscsit_bhs_opcode(&pdu.bhs) == ISCSIT_OP_LOGIN_REQ) {
+            if (iscsit_login_run(conn, &pdu, r == ISCSIT_RX_ERR_DATA_LEN)) {
                 conn->state = ISCSIT_CONN_LOGGED_IN;
                 conn_serve(conn);
             }

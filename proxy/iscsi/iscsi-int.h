@@ -202,9 +202,12 @@ void iscsit_conn_set_sn(struct iscsit_conn *conn, struct iscsit_bhs *rsp, bool a
 void iscsit_conn_shutdown(struct iscsit_conn *conn);
 
 /* ---- login.c ---- */
-/* Run the login phase on a fresh connection. true: the connection is in
- * full feature phase with conn->sess set; false: end it. */
-bool iscsit_login_run(struct iscsit_conn *conn, const struct iscsit_pdu *first);
+/* Run the login phase on a fresh connection; first_too_long: the first
+ * Login Request's data segment was over 8192 bytes (only its BHS is valid).
+ * true: the connection is in full feature phase with conn->sess set;
+ * false: end it. */
+bool iscsit_login_run(struct iscsit_conn *conn, const struct iscsit_pdu *first,
+                      bool first_too_long);
 
 /* ---- session.c: session table ---- */
 struct iscsit_sess *iscsit_sess_new(struct iscsit_target *tgt);

@@ -651,7 +651,7 @@ login_request(struct login *l, const struct iscsit_pdu *pdu, bool first)
 }
 
 bool
-iscsit_login_run(struct iscsit_conn *conn, const struct iscsit_pdu *first)
+iscsit_login_run(struct iscsit_conn *conn, const struct iscsit_pdu *first, bool first_too_long)
 {
     struct login l = {0};
     struct iscsit_pdu pdu = *first;
@@ -665,7 +665,13 @@ iscsit_login_run(struct iscsit_conn *conn, const struct iscsit_pdu *first)
     conn->state = ISCSIT_CONN_IN_LOGIN;
     conn->sess = l.sess;
 
-    more = login_request(&l, &pdu, true);
+    if (first_too_long) {
+        login_fail(&l, ISCSIT_LOGIN_INITIATOR_ERROR, "login data segment over 8192 bytes");
+        login_respond(&l, &pdu.bhs, false, 0, 0, NULL);
+        more = false;
+    } else {
+        more = login_request(&l, &pdu, true);
+    }
     while (more) {
         bool timed_out;
         enum iscsit_rx_result r;

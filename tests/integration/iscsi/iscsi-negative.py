@@ -93,6 +93,11 @@ check("security key in the operational stage: 0x0200", st == 0x0200)
 c.close()
 
 c = ir.Conn(PORT)
+st, _, _ = c.login_pdu(b"InitiatorName=" + INI.encode() + b"\0X-pad=" + b"a" * 9000 + b"\0")
+check("login data segment over 8192 bytes: 0x0200", st == 0x0200)
+check("... and the connection is closed", c.closed())
+
+c = ir.Conn(PORT)
 c.send(ir.bhs(ir.OP_NOP_OUT, 0x80, itt=1, f20=ir.RSVD, immediate=True))
 check("first PDU not a Login: connection closed", c.closed())
 keeper_alive("login errors")
@@ -217,6 +222,19 @@ c.send(b, b"SendTargets=All\0")
 p = c.recv()
 check("discovery: SendTargets=All lists the target",
       p.opcode == ir.OP_TEXT_RSP and ("TargetName=" + TARGET).encode() in p.data)
+b = ir.bhs(ir.OP_TEXT, 0x80, itt=c.next_itt(), f20=ir.RSVD, f24=c.cmdsn)
+c.cmdsn += 1
+c.send(b, ("SendTargets=" + TARGET + "\0").encode())
+p = c.recv()
+kv = [x for x in p.data.split(b"\0") if x]
+check("discovery: SendTargets=<name> lists just that target with its portal",
+      kv[0] == ("TargetName=" + TARGET).encode() and len(kv) == 2 and
+      kv[1] == ("TargetAddress=127.0.0.1:%d,1" % PORT).encode())
+b = ir.bhs(ir.OP_TEXT, 0x80, itt=c.next_itt(), f20=ir.RSVD, f24=c.cmdsn)
+c.cmdsn += 1
+c.send(b, ("SendTargets=" + TARGET + "-nonexistent\0").encode())
+p = c.recv()
+check("discovery: SendTargets for an unknown name lists nothing", p.data.strip(b"\0") == b"")
 c.send(ir.bhs(ir.OP_SCSI_CMD, 0x81, itt=c.next_itt(), f24=c.cmdsn))
 c.cmdsn += 1
 p = c.recv()
