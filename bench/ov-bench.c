@@ -168,7 +168,8 @@ bench_reads(const char *dir, const char *base_path, uint64_t size)
     }
     double ma = median(a, opt_runs), mb = median(b, opt_runs);
     printf("4k random read, base granules, warm cache: overlay %.0f IOPS, pread %.0f IOPS, "
-           "ratio %.2fx (goal >= 0.9x)\n", ma, mb, ma / mb);
+           "ratio %.2fx (goal >= 0.9x)\n",
+           ma, mb, ma / mb);
     ov_overlay_close(ov, NULL);
     ov_base_unref(base);
     g_unlink(ov_path);
@@ -214,7 +215,8 @@ bench_writes(const char *dir, const char *base_path, uint64_t size)
     }
     double ma = median(a, opt_runs), mb = median(b, opt_runs);
     printf("4k random write, empty overlay, no flush: overlay %.0f IOPS, pwrite to a sparse file "
-           "%.0f IOPS, ratio %.2fx (goal >= 0.5x)\n", ma, mb, ma / mb);
+           "%.0f IOPS, ratio %.2fx (goal >= 0.5x)\n",
+           ma, mb, ma / mb);
     ov_base_unref(base);
     g_unlink(ov_path);
     g_unlink(plain);
@@ -261,7 +263,8 @@ bench_flush(const char *dir, uint64_t disk, int writes, bool spread)
         ov_overlay_close(ov, NULL);
     }
     printf("flush after %4d 4k writes %s, %5.0f GiB disk, %4u dirty map blocks: %7.2f ms; "
-           "reopen %6.2f ms\n", writes, spread ? "spread" : "packed", (double)disk / (1 << 30),
+           "reopen %6.2f ms\n",
+           writes, spread ? "spread" : "packed", (double)disk / (1 << 30),
            g_hash_table_size(blocks), median(t, opt_runs), median(open_t, opt_runs));
     g_hash_table_unref(blocks);
     ov_base_unref(base);

@@ -61,8 +61,8 @@ ov_base_pread(struct ov_base *base, void *buf, size_t len, uint64_t offset)
 }
 
 int
-ov_base_block_status(struct ov_base *base, uint64_t offset, uint64_t length,
-                     ov_base_extent_fn fn, void *user_data)
+ov_base_block_status(struct ov_base *base, uint64_t offset, uint64_t length, ov_base_extent_fn fn,
+                     void *user_data)
 {
     if (offset > base->size || length > base->size - offset)
         return -EINVAL;

@@ -38,7 +38,9 @@ struct check {
     uint64_t blocks_used, data_granules, zero_granules;
 };
 
-static void G_GNUC_PRINTF(2, 3)
+static void line(struct check *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static void
 line(struct check *c, const char *fmt, ...)
 {
     va_list ap;
@@ -86,8 +88,8 @@ check_header_copies(struct check *c, GError **err, GError **error)
     }
     if (!ok[0] && !ok[1]) {
         g_set_error(error, OV_ERROR, OV_ERROR_CORRUPT,
-                    "no valid header copy (copy 0: %s; copy 1: %s); cannot check",
-                    err[0]->message, err[1]->message);
+                    "no valid header copy (copy 0: %s; copy 1: %s); cannot check", err[0]->message,
+                    err[1]->message);
         return false;
     }
     good = ok[0] ? 0 : 1;
@@ -127,8 +129,7 @@ write_slot(struct check *c, uint64_t b, unsigned slot, uint64_t seq, const uint6
     uint8_t buf[OV_SLOT_SIZE];
 
     ov_slot_encode(buf, b, c->h.overlay_uuid, seq, words);
-    if (pwrite(c->fd, buf, OV_SLOT_SIZE, (off_t)ov_slot_offset(b, slot)) !=
-        (ssize_t)OV_SLOT_SIZE)
+    if (pwrite(c->fd, buf, OV_SLOT_SIZE, (off_t)ov_slot_offset(b, slot)) != (ssize_t)OV_SLOT_SIZE)
         return errno ? -errno : -EIO;
     c->wrote = true;
     return 0;
@@ -170,14 +171,18 @@ check_block(struct check *c, uint64_t b, const uint8_t *buf, GError **error)
     pick = ov_slot_select(st[0], seq[0], st[1], seq[1]);
     if (pick == OV_SELECT_NONE) {
         if (st[0] == OV_SLOT_INVALID || st[1] == OV_SLOT_INVALID)
-            line(c, "note: map block %" G_GUINT64_FORMAT ": torn first write (%s), block is all "
-                 "BASE", b, why[st[0] == OV_SLOT_INVALID ? 0 : 1]);
+            line(c,
+                 "note: map block %" G_GUINT64_FORMAT ": torn first write (%s), block is all "
+                 "BASE",
+                 b, why[st[0] == OV_SLOT_INVALID ? 0 : 1]);
         return true;
     }
     if (pick == OV_SELECT_CORRUPT) {
         c->clean = false;
-        line(c, "map block %" G_GUINT64_FORMAT " (bytes %" G_GUINT64_FORMAT "..%" G_GUINT64_FORMAT
-             "): no valid copy (slot A: %s; slot B: %s)", b, first, last, why[0], why[1]);
+        line(c,
+             "map block %" G_GUINT64_FORMAT " (bytes %" G_GUINT64_FORMAT "..%" G_GUINT64_FORMAT
+             "): no valid copy (slot A: %s; slot B: %s)",
+             b, first, last, why[0], why[1]);
         if (c->repair) {
             uint64_t zero[OV_MAP_WORDS] = {0};
             static const uint8_t empty[OV_SLOT_SIZE];
@@ -186,8 +191,10 @@ check_block(struct check *c, uint64_t b, const uint8_t *buf, GError **error)
                               (ssize_t)OV_SLOT_SIZE)
                 r = errno ? -errno : -EIO;
             if (r == 0)
-                line(c, "repaired: map block %" G_GUINT64_FORMAT " set to BASE; client writes to "
-                     "bytes %" G_GUINT64_FORMAT "..%" G_GUINT64_FORMAT " are lost", b, first, last);
+                line(c,
+                     "repaired: map block %" G_GUINT64_FORMAT " set to BASE; client writes to "
+                     "bytes %" G_GUINT64_FORMAT "..%" G_GUINT64_FORMAT " are lost",
+                     b, first, last);
         }
         goto out;
     }
@@ -199,20 +206,23 @@ check_block(struct check *c, uint64_t b, const uint8_t *buf, GError **error)
 
     if (st[other] == OV_SLOT_VALID && seq[other] == seq[pick]) {
         c->clean = false;
-        line(c, "map block %" G_GUINT64_FORMAT ": both copies have sequence %" G_GUINT64_FORMAT,
-             b, seq[pick]);
+        line(c, "map block %" G_GUINT64_FORMAT ": both copies have sequence %" G_GUINT64_FORMAT, b,
+             seq[pick]);
         rewrite = true;
     } else if (st[other] == OV_SLOT_INVALID) {
-        line(c, "note: map block %" G_GUINT64_FORMAT ": older slot %c is torn (%s), current slot "
-             "%c sequence %" G_GUINT64_FORMAT " is good", b, "AB"[other], why[other],
-             "AB"[pick], seq[pick]);
+        line(c,
+             "note: map block %" G_GUINT64_FORMAT ": older slot %c is torn (%s), current slot "
+             "%c sequence %" G_GUINT64_FORMAT " is good",
+             b, "AB"[other], why[other], "AB"[pick], seq[pick]);
         rewrite = true;
     }
     uint64_t lost = clip_past_eof(c, b, w);
     if (lost) {
         c->clean = false;
-        line(c, "map block %" G_GUINT64_FORMAT ": %" G_GUINT64_FORMAT " DATA granules lie past "
-             "the end of the file", b, lost);
+        line(c,
+             "map block %" G_GUINT64_FORMAT ": %" G_GUINT64_FORMAT " DATA granules lie past "
+             "the end of the file",
+             b, lost);
         rewrite = true;
     }
     ov_words_count(w, OV_MAP_WORDS, &c->data_granules, &c->zero_granules);
@@ -220,8 +230,8 @@ check_block(struct check *c, uint64_t b, const uint8_t *buf, GError **error)
         /* Into the other slot with a higher sequence: the good copy stays. */
         r = write_slot(c, b, other, next_seq, w);
         if (r == 0)
-            line(c, "repaired: map block %" G_GUINT64_FORMAT " slot %c rewritten%s", b,
-                 "AB"[other], lost ? " (granules past the end of the file set to BASE)" : "");
+            line(c, "repaired: map block %" G_GUINT64_FORMAT " slot %c rewritten%s", b, "AB"[other],
+                 lost ? " (granules past the end of the file set to BASE)" : "");
     }
 out:
     if (r < 0) {
@@ -270,8 +280,10 @@ check_size(struct check *c, GError **error)
     if (c->file_size >= want)
         return true;
     c->clean = false;
-    line(c, "file is %" G_GUINT64_FORMAT " bytes, shorter than its data region (%" G_GUINT64_FORMAT
-         ")", c->file_size, want);
+    line(c,
+         "file is %" G_GUINT64_FORMAT " bytes, shorter than its data region (%" G_GUINT64_FORMAT
+         ")",
+         c->file_size, want);
     if (!c->repair)
         return true;
     if (ftruncate(c->fd, (off_t)want) < 0) {
@@ -297,9 +309,11 @@ check_fd(struct check *c, const char *path, GError **error)
     }
     c->file_size = (uint64_t)st.st_size;
     ov_uuid_format(c->h.base.uuid, uuid);
-    line(c, "header: version %u, size %" G_GUINT64_FORMAT ", granule %u, base %s generation %u "
-         "(uuid %s), %" G_GUINT64_FORMAT " map blocks", c->h.version, c->h.size, c->h.granule,
-         c->h.base.image, c->h.base.generation, uuid, c->h.map_blocks);
+    line(c,
+         "header: version %u, size %" G_GUINT64_FORMAT ", granule %u, base %s generation %u "
+         "(uuid %s), %" G_GUINT64_FORMAT " map blocks",
+         c->h.version, c->h.size, c->h.granule, c->h.base.image, c->h.base.generation, uuid,
+         c->h.map_blocks);
     if (!check_map(c, error))
         return false;
     if (!check_size(c, error))
@@ -308,10 +322,11 @@ check_fd(struct check *c, const char *path, GError **error)
         ov_set_error_errno(error, errno, "syncing repairs");
         return false;
     }
-    line(c, "summary: %" G_GUINT64_FORMAT " map blocks in use, %" G_GUINT64_FORMAT
+    line(c,
+         "summary: %" G_GUINT64_FORMAT " map blocks in use, %" G_GUINT64_FORMAT
          " DATA granules, %" G_GUINT64_FORMAT " ZERO granules, %" G_GUINT64_FORMAT
-         " bytes on disk: %s", c->blocks_used, c->data_granules, c->zero_granules,
-         (uint64_t)st.st_blocks * 512,
+         " bytes on disk: %s",
+         c->blocks_used, c->data_granules, c->zero_granules, (uint64_t)st.st_blocks * 512,
          c->clean ? "clean" : (c->repair ? "repaired" : "damaged (run with repair)"));
     return true;
 }

@@ -52,27 +52,27 @@ enum ov_gstate {
 };
 
 struct __attribute__((packed)) ov_disk_header {
-    char magic[8];             /*   0 "OVGATEOV" */
-    uint32_t version;          /*   8 OV_FORMAT_VERSION */
-    uint32_t header_size;      /*  12 OV_HEADER_SIZE: bytes covered by crc */
-    uint64_t incompat;         /*  16 */
-    uint64_t compat;           /*  24 */
-    uint64_t autoclear;        /*  32 */
-    uint64_t virtual_size;     /*  40 bytes, = base size */
-    uint32_t granule;          /*  48 power of two, 512 .. 1 MiB */
-    uint32_t map_granules;     /*  52 granules per map block (OV_MAP_GRANULES) */
-    uint64_t map_offset;       /*  56 OV_MAP_OFFSET */
-    uint64_t map_blocks;       /*  64 ceil(granules / map_granules) */
-    uint64_t data_offset;      /*  72 */
-    uint8_t overlay_uuid[16];  /*  80 random, names this overlay file */
-    int64_t created;           /*  96 unix seconds */
-    char base_image[64];       /* 104 NUL-padded image name */
-    uint32_t base_generation;  /* 168 */
-    uint32_t reserved0;        /* 172 zero */
-    uint64_t base_size;        /* 176 */
-    uint8_t base_uuid[16];     /* 184 */
-    uint8_t reserved1[308];    /* 200 zero */
-    uint32_t crc;              /* 508 CRC-32C of bytes 0..507 */
+    char magic[8];            /*   0 "OVGATEOV" */
+    uint32_t version;         /*   8 OV_FORMAT_VERSION */
+    uint32_t header_size;     /*  12 OV_HEADER_SIZE: bytes covered by crc */
+    uint64_t incompat;        /*  16 */
+    uint64_t compat;          /*  24 */
+    uint64_t autoclear;       /*  32 */
+    uint64_t virtual_size;    /*  40 bytes, = base size */
+    uint32_t granule;         /*  48 power of two, 512 .. 1 MiB */
+    uint32_t map_granules;    /*  52 granules per map block (OV_MAP_GRANULES) */
+    uint64_t map_offset;      /*  56 OV_MAP_OFFSET */
+    uint64_t map_blocks;      /*  64 ceil(granules / map_granules) */
+    uint64_t data_offset;     /*  72 */
+    uint8_t overlay_uuid[16]; /*  80 random, names this overlay file */
+    int64_t created;          /*  96 unix seconds */
+    char base_image[64];      /* 104 NUL-padded image name */
+    uint32_t base_generation; /* 168 */
+    uint32_t reserved0;       /* 172 zero */
+    uint64_t base_size;       /* 176 */
+    uint8_t base_uuid[16];    /* 184 */
+    uint8_t reserved1[308];   /* 200 zero */
+    uint32_t crc;             /* 508 CRC-32C of bytes 0..507 */
 };
 G_STATIC_ASSERT(sizeof(struct ov_disk_header) == OV_HEADER_SIZE);
 G_STATIC_ASSERT(G_STRUCT_OFFSET(struct ov_disk_header, base_image) == 104);

@@ -33,8 +33,8 @@ ov_layout_compute(uint64_t size, uint32_t granule, uint64_t *map_blocks, uint64_
         return false;
     }
     if (size == 0 || size > (UINT64_C(1) << 62)) {
-        g_set_error(error, OV_ERROR, OV_ERROR_INVALID, "virtual size %" G_GUINT64_FORMAT
-                    " is out of range", size);
+        g_set_error(error, OV_ERROR, OV_ERROR_INVALID,
+                    "virtual size %" G_GUINT64_FORMAT " is out of range", size);
         return false;
     }
     granules = (size + granule - 1) / granule;
@@ -50,8 +50,8 @@ ov_layout_compute(uint64_t size, uint32_t granule, uint64_t *map_blocks, uint64_
     *map_blocks = blocks;
     *data_offset = (map_end + OV_DATA_ALIGN - 1) & ~(uint64_t)(OV_DATA_ALIGN - 1);
     if (size > (uint64_t)G_MAXINT64 - *data_offset) {
-        g_set_error(error, OV_ERROR, OV_ERROR_INVALID, "virtual size %" G_GUINT64_FORMAT
-                    " is too large for a file", size);
+        g_set_error(error, OV_ERROR, OV_ERROR_INVALID,
+                    "virtual size %" G_GUINT64_FORMAT " is too large for a file", size);
         return false;
     }
     return true;
@@ -63,8 +63,8 @@ base_id_valid(const struct ov_base_id *id, GError **error)
     size_t n = strnlen(id->image, sizeof(id->image));
 
     if (n == 0 || n > OV_IMAGE_NAME_MAX) {
-        g_set_error(error, OV_ERROR, OV_ERROR_INVALID,
-                    "base image name must be 1..%d bytes", OV_IMAGE_NAME_MAX);
+        g_set_error(error, OV_ERROR, OV_ERROR_INVALID, "base image name must be 1..%d bytes",
+                    OV_IMAGE_NAME_MAX);
         return false;
     }
     return true;
@@ -193,8 +193,7 @@ ov_header_read(int fd, struct ov_header *h, unsigned *good, GError **error)
     for (unsigned c = 0; c < 2; c++) {
         struct ov_header tmp;
         g_autoptr(GError) err = NULL;
-        int r = ov_sys_pread(fd, buf[c], OV_HEADER_SIZE, (uint64_t)c * OV_HEADER_COPY_STRIDE,
-                             true);
+        int r = ov_sys_pread(fd, buf[c], OV_HEADER_SIZE, (uint64_t)c * OV_HEADER_COPY_STRIDE, true);
 
         if (r < 0) {
             ov_set_error_errno(error, r, "reading overlay header");
@@ -245,9 +244,8 @@ ov_header_write(int fd, const struct ov_header *h, GError **error)
 bool
 ov_base_id_equal(const struct ov_base_id *a, const struct ov_base_id *b)
 {
-    return strncmp(a->image, b->image, sizeof(a->image)) == 0 &&
-           a->generation == b->generation && a->size == b->size &&
-           memcmp(a->uuid, b->uuid, OV_UUID_LEN) == 0;
+    return strncmp(a->image, b->image, sizeof(a->image)) == 0 && a->generation == b->generation &&
+           a->size == b->size && memcmp(a->uuid, b->uuid, OV_UUID_LEN) == 0;
 }
 
 static bool

@@ -276,8 +276,7 @@ ov_map_get(struct ov_overlay *ov, uint64_t g)
     w = block_words(ov, b);
     if (!w)
         return OV_G_BASE;
-    return (enum ov_gstate)((__atomic_load_n(&w[i / 32], __ATOMIC_ACQUIRE) >> (2 * (i % 32))) &
-                            3);
+    return (enum ov_gstate)((__atomic_load_n(&w[i / 32], __ATOMIC_ACQUIRE) >> (2 * (i % 32))) & 3);
 }
 
 enum ov_gstate

@@ -29,8 +29,8 @@ struct ov_header {
 
 /* Compute map_blocks/data_offset for a size and granule; false + error if
  * the combination is out of range. */
-bool ov_layout_compute(uint64_t size, uint32_t granule, uint64_t *map_blocks,
-                       uint64_t *data_offset, GError **error);
+bool ov_layout_compute(uint64_t size, uint32_t granule, uint64_t *map_blocks, uint64_t *data_offset,
+                       GError **error);
 /* Fill a fresh header for base_id (new overlay uuid, created = now). */
 bool ov_header_init(struct ov_header *h, const struct ov_base_id *base_id, uint32_t granule,
                     GError **error);
@@ -104,15 +104,15 @@ struct ov_overlay {
      * updated with atomics. bad[b] is set at open and never changes. */
     uint64_t **blocks;
     uint8_t *bad;
-    int *dirty;          /* atomic: block changed since its last snapshot */
-    pthread_mutex_t dirty_lock;   /* protects dirty_list */
-    GArray *dirty_list;  /* uint32_t block indexes whose dirty went 0 -> 1 */
+    int *dirty;                 /* atomic: block changed since its last snapshot */
+    pthread_mutex_t dirty_lock; /* protects dirty_list */
+    GArray *dirty_list;         /* uint32_t block indexes whose dirty went 0 -> 1 */
 
-    pthread_mutex_t flush_lock;   /* serialises flushes; protects seq, cur_slot */
-    uint64_t *seq;       /* sequence of the current slot, 0 = never written */
-    uint8_t *cur_slot;   /* slot holding seq */
-    int sticky_error;    /* atomic: a failed fdatasync poisons later flushes */
-    int corrupt;         /* atomic bool */
+    pthread_mutex_t flush_lock; /* serialises flushes; protects seq, cur_slot */
+    uint64_t *seq;              /* sequence of the current slot, 0 = never written */
+    uint8_t *cur_slot;          /* slot holding seq */
+    int sticky_error;           /* atomic: a failed fdatasync poisons later flushes */
+    int corrupt;                /* atomic bool */
 
     /* pthread mutexes rather than GMutex: GLib's futex-based GMutex is
      * invisible to ThreadSanitizer, which CI runs on the threaded paths. */

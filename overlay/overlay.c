@@ -168,8 +168,7 @@ open_steps(struct ov_overlay *ov, struct ov_base *base, unsigned flags, GError *
     if (fstat(ov->fd, &st) == 0 && (uint64_t)st.st_size < ov->hdr.data_offset + ov->hdr.size) {
         /* Truncated behind our back: DATA granules past the end read -EIO. */
         __atomic_store_n(&ov->corrupt, 1, __ATOMIC_RELAXED);
-        g_warning("overlay %s: file is shorter than its data region; run 'ovctl check'",
-                  ov->path);
+        g_warning("overlay %s: file is shorter than its data region; run 'ovctl check'", ov->path);
     }
     return true;
 }

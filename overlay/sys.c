@@ -95,8 +95,8 @@ ov_sys_punch(struct ov_overlay *ov, uint64_t offset, uint64_t len)
 
     if (r < 0)
         return r;
-    if (fallocate(ov->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset,
-                  (off_t)len) < 0)
+    if (fallocate(ov->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)len) <
+        0)
         return norm_errno(errno);
     return 0;
 }

@@ -41,8 +41,8 @@ base_file_pread(struct ov_base *base, void *buf, size_t len, uint64_t offset)
 }
 
 static int
-base_file_block_status(struct ov_base *base, uint64_t offset, uint64_t length,
-                       ov_base_extent_fn fn, void *user_data)
+base_file_block_status(struct ov_base *base, uint64_t offset, uint64_t length, ov_base_extent_fn fn,
+                       void *user_data)
 {
     uint64_t end = offset + length;
 
@@ -111,8 +111,8 @@ base_file_open(const char *path, GError **error)
 
     if (fd < 0) {
         int err = errno;
-        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err),
-                    "opening base image %s: %s", path, g_strerror(err));
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err), "opening base image %s: %s",
+                    path, g_strerror(err));
         return NULL;
     }
     if (fstat(fd, &st) < 0)
@@ -136,7 +136,7 @@ base_file_open(const char *path, GError **error)
     ov_base_init(&bf->base, &base_file_ops, size, fd, desc);
     return &bf->base;
 
-fail: {
+fail : {
     int err = errno;
     close(fd);
     g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err), "base image %s: %s", path,

@@ -95,9 +95,8 @@ workload(struct ov_overlay *ov, GRand *rand, uint32_t granule, unsigned max_ops,
                 r.len = SECTOR * (uint64_t)g_rand_int_range(rand, 1, 17);
                 r.off = SECTOR * (uint64_t)g_rand_int_range(rand, 0, (gint32)(NSECT - 16));
             } else { /* any bytes, sometimes many granules */
-                r.len = (uint64_t)g_rand_int_range(rand, 1, g_rand_boolean(rand)
-                                                                ? (gint32)(3 * granule)
-                                                                : 256 * 1024);
+                r.len = (uint64_t)g_rand_int_range(
+                    rand, 1, g_rand_boolean(rand) ? (gint32)(3 * granule) : 256 * 1024);
                 r.off = (uint64_t)g_rand_int_range(rand, 0, (gint32)(DISK - r.len));
             }
             r.fua = r.kind == REC_WRITE && g_rand_int_range(rand, 0, 10) == 0;
@@ -252,7 +251,8 @@ verify_after_crash(const char *ov_path, struct ov_base *base, const uint8_t *bas
             diagnose(p, s, base_bytes, a.durable, ops);
         if (!ok)
             g_error("%s: sector %" G_GUINT64_FORMAT " holds neither its flushed content nor a "
-                    "later write (%u ops logged)", label, s, ops->len);
+                    "later write (%u ops logged)",
+                    label, s, ops->len);
     }
     free_allowed(&a);
     /* The overlay keeps working after the crash. */
@@ -358,8 +358,8 @@ test_sigkill(void)
     for (unsigned it = 0; it < iterations; it++) {
         uint32_t granule = pick_granule(rand);
         g_autofree char *log_path = g_build_filename(s.dir, "ops.log", NULL);
-        g_autofree char *label = g_strdup_printf("seed %u iteration %u granule %u", seed, it,
-                                                 granule);
+        g_autofree char *label =
+            g_strdup_printf("seed %u iteration %u granule %u", seed, it, granule);
         guint32 child_seed = g_rand_int(rand);
         int delay_us = g_rand_int_range(rand, 0, 40000);
         int log_fd, status;
@@ -485,8 +485,8 @@ test_power_loss(void)
     setup_init(&s, seed);
     for (unsigned it = 0; it < iterations; it++) {
         uint32_t granule = pick_granule(rand);
-        g_autofree char *label = g_strdup_printf("seed %u iteration %u granule %u", seed, it,
-                                                 granule);
+        g_autofree char *label =
+            g_strdup_printf("seed %u iteration %u granule %u", seed, it, granule);
         struct power p = {
             .rand = rand,
             .countdown = (unsigned)g_rand_int_range(rand, 1, 400),
@@ -501,7 +501,7 @@ test_power_loss(void)
         g_assert_no_error(error);
         ov_overlay_set_fault_hook(ov, power_hook, &p);
         workload(ov, rand, granule, 1000, log_to_array, &p);
-        p.failed = true;          /* whatever close tries to write is lost */
+        p.failed = true;            /* whatever close tries to write is lost */
         ov_overlay_close(ov, NULL); /* (its final flush fails) */
         lose_power(&p, s.ov_path);
         g_test_message("%s: %u ops before the power failed", label, p.ops->len);

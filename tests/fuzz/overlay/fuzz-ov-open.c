@@ -72,8 +72,8 @@ exercise(const char *path, struct ov_base *base)
     ov_overlay_get_info(ov, &info);
     (void)ov_overlay_block_status(ov, 0, info.size, count_extent, &n);
     (void)ov_overlay_pread(ov, buf, MIN(sizeof(buf), info.size), 0);
-    (void)ov_overlay_pread(ov, buf, MIN((uint64_t)sizeof(buf), info.size), info.size -
-                                                   MIN((uint64_t)sizeof(buf), info.size));
+    (void)ov_overlay_pread(ov, buf, MIN((uint64_t)sizeof(buf), info.size),
+                           info.size - MIN((uint64_t)sizeof(buf), info.size));
     (void)ov_overlay_pwrite(ov, "fuzz", MIN((uint64_t)4, info.size), info.size / 2, 0);
     (void)ov_overlay_zero(ov, 0, MIN((uint64_t)3 * info.granule, info.size), 0);
     (void)ov_overlay_flush(ov);
@@ -92,8 +92,8 @@ fix_checksums(uint8_t *d, size_t size)
     }
     for (size_t at = OV_MAP_OFFSET; at + OV_SLOT_SIZE <= size; at += OV_SLOT_SIZE) {
         uint32_t crc = ov_crc32c(0, d + at, OV_SLOT_HEADER_SIZE - 4);
-        crc = GUINT32_TO_LE(ov_crc32c(crc, d + at + OV_SLOT_HEADER_SIZE,
-                                      OV_SLOT_SIZE - OV_SLOT_HEADER_SIZE));
+        crc = GUINT32_TO_LE(
+            ov_crc32c(crc, d + at + OV_SLOT_HEADER_SIZE, OV_SLOT_SIZE - OV_SLOT_HEADER_SIZE));
         memcpy(d + at + OV_SLOT_HEADER_SIZE - 4, &crc, 4);
     }
 }

@@ -93,8 +93,7 @@ ovt_make_sparse_base(const char *dir, const char *name, uint64_t size)
 }
 
 char *
-ovt_make_overlay(const char *dir, const char *name, uint64_t size, uint32_t gen,
-                 uint32_t granule)
+ovt_make_overlay(const char *dir, const char *name, uint64_t size, uint32_t gen, uint32_t granule)
 {
     char *path = g_build_filename(dir, name, NULL);
     struct ov_base_id id;

@@ -104,20 +104,20 @@ static void
 test_merged(struct fixture *f, gconstpointer data)
 {
     verify(f);
-    do_write(f, 100, 512, 1);          /* inside one granule, unaligned */
+    do_write(f, 100, 512, 1); /* inside one granule, unaligned */
     verify(f);
-    do_write(f, 4000, 10000, 2);       /* spans granules, partial both ends */
+    do_write(f, 4000, 10000, 2); /* spans granules, partial both ends */
     verify(f);
-    do_write(f, 8192, 4096, 3);        /* exactly one already-DATA granule */
-    do_write(f, 65536, 8192, 4);       /* aligned, fresh */
+    do_write(f, 8192, 4096, 3);  /* exactly one already-DATA granule */
+    do_write(f, 65536, 8192, 4); /* aligned, fresh */
     verify(f);
-    do_zero(f, 7, 3);                  /* tiny zero inside a DATA granule */
-    do_zero(f, 5000, 100000);          /* whole granules + partial edges */
+    do_zero(f, 7, 3);         /* tiny zero inside a DATA granule */
+    do_zero(f, 5000, 100000); /* whole granules + partial edges */
     verify(f);
-    do_write(f, 20000, 300, 5);        /* partial write into a ZERO granule */
+    do_write(f, 20000, 300, 5); /* partial write into a ZERO granule */
     verify(f);
-    do_write(f, f->size - 700, 700, 6);/* the partial last granule */
-    do_zero(f, f->size - 5000, 5000);  /* zero to the end of the disk */
+    do_write(f, f->size - 700, 700, 6); /* the partial last granule */
+    do_zero(f, f->size - 5000, 5000);   /* zero to the end of the disk */
     verify(f);
     do_write(f, f->size - 1, 1, 7);
     do_write(f, 0, 1, 8);
@@ -162,7 +162,7 @@ test_block_status(struct fixture *f, gconstpointer data)
     g_autoptr(GArray) ex = g_array_new(FALSE, FALSE, sizeof(struct extent));
     struct extent *e;
 
-    do_write(f, 4096 + 10, 20, 1); /* granule 1 DATA */
+    do_write(f, 4096 + 10, 20, 1);  /* granule 1 DATA */
     do_zero(f, 3 * 4096, 2 * 4096); /* granules 3-4 ZERO */
     g_assert_cmpint(ov_overlay_block_status(f->ov, 100, 6 * 4096, collect, ex), ==, 0);
     g_assert_cmpuint(ex->len, ==, 5);
@@ -367,8 +367,8 @@ sector_writer(gpointer data)
     for (unsigned round = 0; round < 3; round++) {
         for (unsigned g = 0; g < w->n; g++) {
             memset(buf, (int)(w->id * 16 + round), sizeof(buf));
-            g_assert_cmpint(ov_overlay_pwrite(w->ov, buf, 512, (uint64_t)g * 4096 + w->id * 512,
-                                              0), ==, 0);
+            g_assert_cmpint(ov_overlay_pwrite(w->ov, buf, 512, (uint64_t)g * 4096 + w->id * 512, 0),
+                            ==, 0);
             if (g % 7 == w->id)
                 g_assert_cmpint(ov_overlay_flush(w->ov), ==, 0);
         }
@@ -437,7 +437,7 @@ int
 main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-#define ADD(path, fn, data)                                                                   \
+#define ADD(path, fn, data)                                                                        \
     g_test_add("/overlay/io/" path, struct fixture, data, setup, fn, teardown)
     ADD("merged", test_merged, NULL);
     ADD("merged-512", test_merged, GUINT_TO_POINTER(512));

@@ -36,7 +36,8 @@ static uint64_t
 rnd(struct model *m, uint64_t n)
 {
     /* uniform enough for test offsets; n <= 2^32 here */
-    return n <= 1 ? 0 : (uint64_t)g_rand_int_range(m->rand, 0, (gint32)MIN(n, (uint64_t)G_MAXINT32));
+    return n <= 1 ? 0
+                  : (uint64_t)g_rand_int_range(m->rand, 0, (gint32)MIN(n, (uint64_t)G_MAXINT32));
 }
 
 /* A random range: small and unaligned most of the time, sometimes large,
@@ -113,8 +114,8 @@ step(struct model *m, unsigned i)
         what = "write";
         for (uint64_t k = 0; k < len; k++)
             m->a[k] = (uint8_t)g_rand_int(m->rand);
-        g_assert_cmpint(ov_overlay_pwrite(m->ov, m->a, len, off, rnd(m, 20) == 0 ? OV_FUA : 0),
-                        ==, 0);
+        g_assert_cmpint(ov_overlay_pwrite(m->ov, m->a, len, off, rnd(m, 20) == 0 ? OV_FUA : 0), ==,
+                        0);
         g_assert_cmpint(pwrite(m->ref_fd, m->a, len, (off_t)off), ==, (ssize_t)len);
     } else if (op < 65) {
         what = "zero";
@@ -134,8 +135,8 @@ step(struct model *m, unsigned i)
         g_assert_cmpint(ov_overlay_pread(m->ov, m->a, len, off), ==, 0);
         g_assert_cmpint(pread(m->ref_fd, m->b, len, (off_t)off), ==, (ssize_t)len);
         if (memcmp(m->a, m->b, len) != 0)
-            g_error("step %u: read of %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT " differs", i,
-                    off, len);
+            g_error("step %u: read of %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT " differs", i, off,
+                    len);
     } else if (op < 97) {
         what = "flush";
         g_assert_cmpint(ov_overlay_flush(m->ov), ==, 0);
