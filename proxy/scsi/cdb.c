@@ -128,6 +128,9 @@ static const struct sdev_op sdev_ops[256] = {
     RW10(0x34, "PRE-FETCH(10)", 0x02, RD, sdev_sbc_prefetch_parse, sdev_sbc_prefetch_exec),
     RW10(0x35, "SYNCHRONIZE CACHE(10)", 0x06, SDEV_OPF_PR_WRITE, sdev_sbc_sync_cache_parse,
          sdev_sbc_sync_cache_exec),
+    [0x37] = {"READ DEFECT DATA(10)", 10,
+              {0x37, 0x00, 0x1f, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00},
+              RD, sdev_sbc_read_defect_data_parse, sdev_sbc_read_defect_data_exec},
     RW10(0x41, "WRITE SAME(10)", 0xf8, WR, sdev_sbc_write_same_parse, sdev_sbc_write_same_exec),
     [0x42] = {"UNMAP", 10, {0x42, 0x01, 0x00, 0x00, 0x00, 0x00, 0x1f, 0xff, 0xff, 0x00}, WR,
               sdev_sbc_unmap_parse, sdev_sbc_unmap_exec},
@@ -153,6 +156,7 @@ static const struct sdev_op sdev_ops[256] = {
               sdev_sbc_compare_and_write_parse,
               sdev_sbc_compare_and_write_exec},
     RW16(0x8a, "WRITE(16)", 0xfa, WR, sdev_sbc_write_parse, sdev_sbc_write_exec),
+    RW16(0x8b, "ORWRITE(16)", 0xfa, WR, sdev_sbc_orwrite_parse, sdev_sbc_orwrite_exec),
     RW16(0x8e, "WRITE AND VERIFY(16)", 0xf6, WR, sdev_sbc_write_verify_parse,
          sdev_sbc_write_verify_exec),
     RW16(0x8f, "VERIFY(16)", 0xf6, RD, sdev_sbc_verify_parse, sdev_sbc_verify_exec),
@@ -171,6 +175,9 @@ static const struct sdev_op sdev_ops[256] = {
     RW12(0xae, "WRITE AND VERIFY(12)", 0xf6, WR, sdev_sbc_write_verify_parse,
          sdev_sbc_write_verify_exec),
     RW12(0xaf, "VERIFY(12)", 0xf6, RD, sdev_sbc_verify_parse, sdev_sbc_verify_exec),
+    [0xb7] = {"READ DEFECT DATA(12)", 12,
+              {0xb7, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00},
+              RD, sdev_sbc_read_defect_data_parse, sdev_sbc_read_defect_data_exec},
 };
 /* clang-format on */
 

@@ -321,6 +321,93 @@ sdev_sbc_compare_and_write_exec(struct sdev_req *req)
     return SDEV_SENSE_OK;
 }
 
+/* SBC-3 §5.13 ORWRITE(16): the blocks become (old | data-out). Each chunk of
+ * up to SDEV_CHUNK bytes is read, ORed and written back with the view's
+ * atomic COMPARE AND WRITE, retried when another writer changed the chunk in
+ * between, so no concurrent write to the same blocks is lost. */
+#define SDEV_ORWRITE_RETRIES 1000
+
+enum sdev_sense
+sdev_sbc_orwrite_parse(struct sdev_req *req)
+{
+    return sdev_rw_parse(req, SDEV_DIR_WRITE);
+}
+
+static enum sdev_sense
+sdev_orwrite_chunk(struct sdev_req *req, const uint8_t *data, size_t len, uint64_t off,
+                   uint8_t *old, uint8_t *new)
+{
+    for (int attempt = 0; attempt < SDEV_ORWRITE_RETRIES; attempt++) {
+        size_t mis = 0;
+        int rc = view_pread(req->lu->view, old, len, off);
+        if (rc < 0)
+            return sdev_io_error(req, rc, false);
+        for (size_t i = 0; i < len; i++)
+            new[i] = old[i] | data[i];
+        rc = view_compare_and_write(req->lu->view, old, new, len, off, sdev_write_flags(req), &mis);
+        if (rc == 0)
+            return SDEV_SENSE_OK;
+        if (rc != -EILSEQ)
+            return sdev_io_error(req, rc, true);
+    }
+    LOG_RATELIMITED(G_LOG_LEVEL_WARNING, 10, 5,
+                    "ORWRITE at LBA %" G_GUINT64_FORMAT " kept losing to other writers",
+                    req->cmd->lba);
+    return SDEV_SENSE_INTERNAL_FAILURE;
+}
+
+enum sdev_sense
+sdev_sbc_orwrite_exec(struct sdev_req *req)
+{
+    struct sdev_cmd *cmd = req->cmd;
+    size_t total = (size_t)sdev_blocks_received(req) << req->lu->block_shift;
+    uint64_t off = cmd->lba << req->lu->block_shift;
+
+    if (total == 0)
+        return SDEV_SENSE_OK;
+    size_t cap = MIN(total, (size_t)SDEV_CHUNK);
+    g_autofree uint8_t *old = g_malloc(cap);
+    g_autofree uint8_t *new = g_malloc(cap);
+    for (size_t done = 0; done < total;) {
+        size_t len = MIN(total - done, cap);
+        enum sdev_sense r =
+            sdev_orwrite_chunk(req, cmd->data_out + done, len, off + done, old, new);
+        if (r)
+            return r;
+        done += len;
+    }
+    return SDEV_SENSE_OK;
+}
+
+/* SBC-3 §5.15/5.16 READ DEFECT DATA: a virtual disk has no defects. Both
+ * lists are reported valid and empty in the format asked for (any format
+ * describes an empty list); 111b is reserved. */
+enum sdev_sense
+sdev_sbc_read_defect_data_parse(struct sdev_req *req)
+{
+    struct sdev_cmd *cmd = req->cmd;
+    bool twelve = cmd->cdb[0] == 0xb7;
+    uint8_t flags = twelve ? cmd->cdb[1] : cmd->cdb[2];
+
+    if ((flags & 0x07) == 0x07)
+        return sdev_bad_cdb(req, twelve ? 1 : 2, 2);
+    cmd->dir = SDEV_DIR_READ;
+    cmd->xfer_len = twelve ? sdev_be32(cmd->cdb + 6) : sdev_be16(cmd->cdb + 7);
+    return SDEV_SENSE_OK;
+}
+
+enum sdev_sense
+sdev_sbc_read_defect_data_exec(struct sdev_req *req)
+{
+    struct sdev_cmd *cmd = req->cmd;
+    bool twelve = cmd->cdb[0] == 0xb7;
+    uint8_t flags = twelve ? cmd->cdb[1] : cmd->cdb[2];
+    uint8_t *buf = sdev_data_in(req, twelve ? 8 : 4, cmd->xfer_len);
+
+    buf[1] = flags & 0x1f; /* PLISTV, GLISTV as requested; DEFECT LIST FORMAT */
+    return SDEV_SENSE_OK;  /* DEFECT LIST LENGTH 0 */
+}
+
 /* SBC-3 §5.22/5.23: NUMBER OF LOGICAL BLOCKS 0 means "to the end". */
 enum sdev_sense
 sdev_sbc_sync_cache_parse(struct sdev_req *req)

@@ -294,6 +294,8 @@ SDEV_HANDLERS(sbc_write_verify);
 SDEV_HANDLERS(sbc_compare_and_write);
 SDEV_HANDLERS(sbc_sync_cache);
 SDEV_HANDLERS(sbc_prefetch);
+SDEV_HANDLERS(sbc_orwrite);
+SDEV_HANDLERS(sbc_read_defect_data);
 SDEV_HANDLERS(sbc_read_capacity10);
 SDEV_HANDLERS(sbc_read_capacity16);
 /* lbp.c */

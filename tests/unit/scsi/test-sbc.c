@@ -391,6 +391,56 @@ test_sync_cache(struct fx *f, gconstpointer d)
 }
 
 static void
+test_orwrite(struct fx *f, gconstpointer d)
+{
+    uint8_t buf[3 * 512];
+    uint8_t cdb[16];
+    struct sdev_cmd cmd;
+
+    write_blocks(f, 70, 3, 0x0f);
+    memset(buf, 0x30, sizeof(buf));
+    buf[512 + 9] = 0x80;
+    fx_cdb16(cdb, 0x8b, 0x08, 70, 3);
+    g_assert_true(fx_run(f->a, &cmd, cdb, 16, buf, sizeof(buf)));
+    fx_assert_good(&cmd);
+    g_autofree uint8_t *out = read_blocks(f, 70, 3);
+    for (size_t i = 0; i < sizeof(buf); i++)
+        g_assert_cmphex(out[i], ==, i == 512 + 9 ? 0x8f : 0x3f);
+    fx_cdb16(cdb, 0x8b, 0x20, 70, 1); /* ORPROTECT */
+    g_assert_false(fx_run(f->a, &cmd, cdb, 16, buf, 512));
+    fx_assert_field(&cmd, true, 1, 7);
+    fx_cdb16(cdb, 0x8b, 0, FX_BLOCKS - 1, 2);
+    g_assert_false(fx_run(f->a, &cmd, cdb, 16, buf, 1024));
+    fx_assert_sense(&cmd, 0x5, 0x21, 0x00);
+}
+
+static void
+test_read_defect_data(struct fx *f, gconstpointer d)
+{
+    uint8_t rdd10[16] = {0x37, 0, 0x18 | 0x03};
+    uint8_t rdd12[16] = {0xb7, 0x08 | 0x05};
+    struct sdev_cmd cmd;
+
+    fx_put_be16(rdd10 + 7, 32);
+    g_assert_true(fx_run(f->a, &cmd, rdd10, 10, NULL, 0));
+    fx_assert_good(&cmd);
+    g_assert_cmpuint(cmd.data_in_len, ==, 4);
+    g_assert_cmphex(cmd.data_in[1], ==, 0x1b);
+    g_assert_cmpuint((cmd.data_in[2] << 8) | cmd.data_in[3], ==, 0);
+    sdev_cmd_clear(&cmd);
+    fx_put_be32(rdd12 + 6, 32);
+    g_assert_true(fx_run(f->a, &cmd, rdd12, 12, NULL, 0));
+    fx_assert_good(&cmd);
+    g_assert_cmpuint(cmd.data_in_len, ==, 8);
+    g_assert_cmphex(cmd.data_in[1], ==, 0x0d);
+    g_assert_cmpuint(fx_be32(cmd.data_in + 4), ==, 0);
+    sdev_cmd_clear(&cmd);
+    rdd10[2] = 0x07; /* reserved format */
+    g_assert_false(fx_run(f->a, &cmd, rdd10, 10, NULL, 0));
+    fx_assert_field(&cmd, true, 2, 2);
+}
+
+static void
 test_prefetch(struct fx *f, gconstpointer d)
 {
     uint8_t cdb[16];
@@ -451,6 +501,8 @@ main(int argc, char **argv)
     FX_TEST("/scsi/sbc/write-same", test_write_same);
     FX_TEST("/scsi/sbc/get-lba-status", test_get_lba_status);
     FX_TEST("/scsi/sbc/sync-cache", test_sync_cache);
+    FX_TEST("/scsi/sbc/orwrite", test_orwrite);
+    FX_TEST("/scsi/sbc/read-defect-data", test_read_defect_data);
     FX_TEST("/scsi/sbc/prefetch", test_prefetch);
     FX_TEST("/scsi/sbc/read-capacity", test_read_capacity);
     return g_test_run();
