@@ -2,11 +2,13 @@
  * phase dispatch, NOP-In/NOP-Out, Logout, Reject and SNACK.
  *
  * Design notes:
- * - Blocking I/O over the receive machine (rx.c). iscsit_conn_fill reads
- *   without blocking first; only when the socket is empty does it send the
- *   queued replies and block. So a batch of commands that arrived together
- *   is executed back to back and answered with one writev (cork while more
- *   input is buffered, docs/concurrency.md).
+ * - Blocking I/O over the receive machine (rx.c). iscsit_conn_fill sends
+ *   the queued replies and blocks only once the socket is drained (a read
+ *   that did not fill the buffer, or a non-blocking read finding nothing).
+ *   So a batch of commands that arrived together is executed back to back
+ *   and answered with one sendmsg (cork while more input is buffered,
+ *   docs/concurrency.md); at queue depth 1 a command costs one recv and one
+ *   sendmsg. Timeouts (login, NOP-In pings) are SO_RCVTIMEO on that read.
  * - Phase and CmdSN window are checked once, in conn_dispatch, before the
  *   opcode's handler runs (RFC 7143 §3.2.2.1: a non-immediate command
  *   outside [ExpCmdSN, MaxCmdSN] is dropped silently; immediate commands do
@@ -18,9 +20,9 @@
  */
 #include <errno.h>
 #include <netdb.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -82,39 +84,54 @@ iscsit_tx_reject(struct iscsit_conn *conn, const struct iscsit_bhs *bad, uint8_t
                     conn->peer, iscsit_op_name(iscsit_bhs_opcode(bad)), reason);
 }
 
+/* Receive timeout for the blocking read, set only when it changes. */
+static void
+conn_set_rcvtimeo(struct iscsit_conn *conn, int timeout_ms)
+{
+    struct timeval tv = {0};
+
+    if (timeout_ms == conn->rcvtimeo_ms)
+        return;
+    if (timeout_ms > 0) {
+        tv.tv_sec = timeout_ms / 1000;
+        tv.tv_usec = (timeout_ms % 1000) * 1000;
+    }
+    if (setsockopt(conn->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0)
+        conn->rcvtimeo_ms = timeout_ms;
+}
+
 ssize_t
 iscsit_conn_fill(struct iscsit_conn *conn, int timeout_ms, bool *timed_out)
 {
     size_t avail;
     uint8_t *p = iscsit_rx_space(&conn->rx, &avail);
-    ssize_t n;
+    ssize_t n = -1;
 
     *timed_out = false;
-    for (;;) {
-        n = recv(conn->fd, p, avail, MSG_DONTWAIT);
-        if (n >= 0 || errno != EINTR)
-            break;
+    errno = EAGAIN;
+    /* The last read filled all the room we offered: more may be waiting,
+     * so look again before sending the replies. Otherwise the socket was
+     * drained then, and the batch is complete: answer it now. */
+    if (!conn->rx_drained) {
+        do {
+            n = recv(conn->fd, p, avail, MSG_DONTWAIT);
+        } while (n < 0 && errno == EINTR);
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        struct pollfd pfd = {.fd = conn->fd, .events = POLLIN};
-        int pr;
-
-        /* Input drained: now send the replies of the whole batch. */
         if (!iscsit_tx_flush(conn))
             return -1;
-        do {
-            pr = poll(&pfd, 1, timeout_ms);
-        } while (pr < 0 && errno == EINTR);
-        if (pr == 0) {
-            *timed_out = true;
-            return 0;
-        }
+        conn_set_rcvtimeo(conn, timeout_ms);
         do {
             n = recv(conn->fd, p, avail, 0);
         } while (n < 0 && errno == EINTR);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            *timed_out = true;
+            return 0;
+        }
     }
     if (n > 0) {
         iscsit_rx_commit(&conn->rx, (size_t)n);
+        conn->rx_drained = (size_t)n < avail;
         conn->last_rx_us = g_get_monotonic_time();
         return n;
     }

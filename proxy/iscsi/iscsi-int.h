@@ -147,6 +147,8 @@ struct iscsit_conn {
     int fd;
     char *peer;
     char *local;    /* our address:port on this connection, for SendTargets */
+    bool rx_drained; /* the last read did not fill the buffer: socket empty then */
+    int rcvtimeo_ms; /* SO_RCVTIMEO in force (0 = none) */
     enum iscsit_conn_state state;
     uint16_t cid;
     struct iscsit_sess *sess;
