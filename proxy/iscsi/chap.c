@@ -9,8 +9,8 @@
 #include "iscsi-int.h"
 
 void
-iscsit_chap_response(uint8_t id, const uint8_t *secret, size_t secret_len,
-                     const uint8_t *challenge, size_t challenge_len, uint8_t out[16])
+iscsit_chap_response(uint8_t id, const uint8_t *secret, size_t secret_len, const uint8_t *challenge,
+                     size_t challenge_len, uint8_t out[16])
 {
     g_autoptr(GChecksum) md5 = g_checksum_new(G_CHECKSUM_MD5);
     gsize len = 16;

@@ -93,8 +93,8 @@ cmd_tx_response(struct iscsit_conn *conn, struct iscsit_task *task, uint8_t res_
 /* Data-In PDUs for len bytes of data (R bit set), status in the last when
  * it is GOOD. Takes cmd->data_in. */
 static void
-cmd_tx_data_in(struct iscsit_conn *conn, struct iscsit_task *task, uint32_t len,
-               uint8_t res_flags, uint32_t residual)
+cmd_tx_data_in(struct iscsit_conn *conn, struct iscsit_task *task, uint32_t len, uint8_t res_flags,
+               uint32_t residual)
 {
     struct iscsit_params *p = &conn->sess->params;
     struct sdev_cmd *cmd = &task->cmd;
@@ -325,8 +325,8 @@ iscsit_rx_scsi_cmd(struct iscsit_conn *conn, const struct iscsit_pdu *pdu)
  * (ERL 0 has no sequence recovery). The initiator fails the command on the
  * Reject; later Data-Out for the task is dropped as for an unknown task. */
 static void
-cmd_data_out_error(struct iscsit_conn *conn, const struct iscsit_pdu *pdu,
-                   struct iscsit_task *task, const char *why)
+cmd_data_out_error(struct iscsit_conn *conn, const struct iscsit_pdu *pdu, struct iscsit_task *task,
+                   const char *why)
 {
     LOG_RATELIMITED(G_LOG_LEVEL_MESSAGE, 10, 5, "iSCSI: %s: bad Data-Out for ITT 0x%08x: %s",
                     conn->peer, task->itt, why);

@@ -37,8 +37,7 @@ iscsit_conn_check_invariants(const struct iscsit_conn *conn)
         return g_hash_table_size(conn->tasks) == 0;
     case ISCSIT_CONN_LOGGED_IN:
     case ISCSIT_CONN_IN_LOGOUT:
-        return conn->sess && conn->sess->conn == conn &&
-               conn->sess->state == ISCSIT_SESS_LOGGED_IN;
+        return conn->sess && conn->sess->conn == conn && conn->sess->state == ISCSIT_SESS_LOGGED_IN;
     case ISCSIT_CONN_CLEANUP:
         return true;
     }
@@ -80,8 +79,8 @@ iscsit_tx_reject(struct iscsit_conn *conn, const struct iscsit_bhs *bad, uint8_t
     iscsit_bhs_set32(&rsp, ISCSIT_OFF_ITT, ISCSIT_RSVD_TAG);
     iscsit_conn_set_sn(conn, &rsp, true);
     iscsit_tx_pdu(conn, &rsp, copy, ISCSIT_BHS_LEN, copy);
-    LOG_RATELIMITED(G_LOG_LEVEL_MESSAGE, 10, 5, "iSCSI: %s: rejected %s, reason 0x%02x",
-                    conn->peer, iscsit_op_name(iscsit_bhs_opcode(bad)), reason);
+    LOG_RATELIMITED(G_LOG_LEVEL_MESSAGE, 10, 5, "iSCSI: %s: rejected %s, reason 0x%02x", conn->peer,
+                    iscsit_op_name(iscsit_bhs_opcode(bad)), reason);
 }
 
 /* Receive timeout for the blocking read, set only when it changes. */
@@ -142,8 +141,7 @@ iscsit_conn_fill(struct iscsit_conn *conn, int timeout_ms, bool *timed_out)
 }
 
 enum iscsit_rx_result
-iscsit_conn_recv(struct iscsit_conn *conn, struct iscsit_pdu *pdu, int timeout_ms,
-                 bool *timed_out)
+iscsit_conn_recv(struct iscsit_conn *conn, struct iscsit_pdu *pdu, int timeout_ms, bool *timed_out)
 {
     *timed_out = false;
     for (;;) {
@@ -301,8 +299,7 @@ held_pdu_free(void *p)
 }
 
 static void
-conn_hold(struct iscsit_conn *conn, GHashTable *held, uint32_t cmdsn,
-          const struct iscsit_pdu *pdu)
+conn_hold(struct iscsit_conn *conn, GHashTable *held, uint32_t cmdsn, const struct iscsit_pdu *pdu)
 {
     struct held_pdu *h = g_new0(struct held_pdu, 1);
 
@@ -403,8 +400,8 @@ conn_serve(struct iscsit_conn *conn)
     while (!conn->closing && !conn->failed) {
         struct iscsit_pdu pdu;
         bool timed_out;
-        enum iscsit_rx_result r = iscsit_conn_recv(conn, &pdu, conn_poll_timeout_ms(conn),
-                                                   &timed_out);
+        enum iscsit_rx_result r =
+            iscsit_conn_recv(conn, &pdu, conn_poll_timeout_ms(conn), &timed_out);
 
         g_assert(iscsit_conn_check_invariants(conn));
         if (timed_out) {
@@ -426,8 +423,7 @@ conn_serve(struct iscsit_conn *conn)
             break;
         case ISCSIT_RX_ERR_HDIGEST:
             LOG_RATELIMITED(G_LOG_LEVEL_WARNING, 10, 5,
-                            "iSCSI: %s: header digest error, dropping the connection",
-                            conn->peer);
+                            "iSCSI: %s: header digest error, dropping the connection", conn->peer);
             conn->failed = true;
             break;
         case ISCSIT_RX_ERR_DDIGEST:

@@ -30,7 +30,7 @@
 #include "rx.h"
 #include "sdev.h"
 
-#define ISCSIT_CMDSN_WINDOW 128u     /* MaxCmdSN = ExpCmdSN + window - 1 */
+#define ISCSIT_CMDSN_WINDOW 128u         /* MaxCmdSN = ExpCmdSN + window - 1 */
 #define ISCSIT_MAX_TASK_DATA (64u << 20) /* largest write we buffer for one command */
 #define ISCSIT_TX_FLUSH_BYTES (4u << 20) /* send queued replies beyond this much */
 #define ISCSIT_LOGIN_TIMEOUT_S 30
@@ -44,10 +44,10 @@ struct iscsit_portal {
 struct iscsit_target {
     struct reg *reg;
     GMutex lock;
-    GCond cond;           /* a session left the table */
-    GPtrArray *portals;   /* struct iscsit_portal * */
-    GPtrArray *sessions;  /* struct iscsit_sess *, borrowed */
-    GPtrArray *conns;     /* struct iscsit_conn *, borrowed; for shutdown */
+    GCond cond;          /* a session left the table */
+    GPtrArray *portals;  /* struct iscsit_portal * */
+    GPtrArray *sessions; /* struct iscsit_sess *, borrowed */
+    GPtrArray *conns;    /* struct iscsit_conn *, borrowed; for shutdown */
     uint16_t next_tsih;
     bool shutting_down;
 };
@@ -79,7 +79,7 @@ struct iscsit_sess {
     char *client;
     struct reg_attach *attach;
     struct sdev_nexus *nexus;
-    struct iscsit_conn *conn;    /* the one connection */
+    struct iscsit_conn *conn; /* the one connection */
     uint32_t exp_cmdsn;
     uint32_t max_cmdsn;
 };
@@ -115,9 +115,9 @@ struct iscsit_tx {
 
 struct iscsit_r2t {
     uint32_t ttt;
-    uint32_t offset; /* buffer offset of this sequence */
-    uint32_t len;    /* desired data transfer length */
-    uint32_t got;    /* bytes received so far, in order */
+    uint32_t offset;  /* buffer offset of this sequence */
+    uint32_t len;     /* desired data transfer length */
+    uint32_t got;     /* bytes received so far, in order */
     uint32_t data_sn; /* next expected DataSN */
     uint32_t r2tsn;
 };
@@ -126,14 +126,14 @@ struct iscsit_task {
     uint32_t itt;
     uint32_t cmdsn;
     uint64_t lun_raw;
-    bool lun_ok;           /* LUN 0: goes to sdev; others: sdev_cmd_exec_no_lun */
-    bool parse_ok;         /* sdev accepted the CDB: data goes to the device */
+    bool lun_ok;   /* LUN 0: goes to sdev; others: sdev_cmd_exec_no_lun */
+    bool parse_ok; /* sdev accepted the CDB: data goes to the device */
     struct sdev_cmd cmd;
-    uint32_t edtl;         /* Expected Data Transfer Length */
-    uint32_t want;         /* bytes of Data-Out we need (<= edtl) */
-    uint8_t *buf;          /* data-out buffer, edtl bytes (owned) */
-    uint32_t received;     /* bytes received (unsolicited + solicited), in order */
-    uint32_t unsol_len;    /* bytes the initiator sends without R2T */
+    uint32_t edtl;      /* Expected Data Transfer Length */
+    uint32_t want;      /* bytes of Data-Out we need (<= edtl) */
+    uint8_t *buf;       /* data-out buffer, edtl bytes (owned) */
+    uint32_t received;  /* bytes received (unsolicited + solicited), in order */
+    uint32_t unsol_len; /* bytes the initiator sends without R2T */
     uint32_t unsol_data_sn;
     bool unsol_done;
     uint32_t next_r2t_off; /* first byte not yet asked for by an R2T */
@@ -146,7 +146,7 @@ struct iscsit_conn {
     GMutex fd_lock; /* fd against shutdown from other threads */
     int fd;
     char *peer;
-    char *local;    /* our address:port on this connection, for SendTargets */
+    char *local;     /* our address:port on this connection, for SendTargets */
     bool rx_drained; /* the last read did not fill the buffer: socket empty then */
     int rcvtimeo_ms; /* SO_RCVTIMEO in force (0 = none) */
     enum iscsit_conn_state state;
@@ -166,14 +166,14 @@ struct iscsit_conn {
     uint32_t nop_ttt;
     gint64 nop_sent_us;
     /* Text Request/Response continuation (RFC 7143 §11.10, §11.11) */
-    GString *text_in;       /* request text of C-bit PDUs so far */
+    GString *text_in; /* request text of C-bit PDUs so far */
     uint32_t text_in_itt;
-    GString *text_out;      /* response not yet sent */
+    GString *text_out; /* response not yet sent */
     size_t text_out_off;
     uint32_t text_out_itt;
     uint32_t text_out_ttt;
-    bool closing;           /* send what is queued, then end */
-    bool failed;            /* socket error: end without sending */
+    bool closing; /* send what is queued, then end */
+    bool failed;  /* socket error: end without sending */
 };
 
 bool iscsit_conn_check_invariants(const struct iscsit_conn *conn);
@@ -221,7 +221,6 @@ void iscsit_sess_free(struct iscsit_sess *sess);
 bool iscsit_sess_register(struct iscsit_sess *sess);
 /* Kick callback for the registry. */
 void iscsit_sess_kick(void *user_data, const char *reason);
-bool iscsit_target_is_shutting_down(struct iscsit_target *tgt);
 
 /* ---- text.c: Text Request, SendTargets ---- */
 void iscsit_rx_text(struct iscsit_conn *conn, const struct iscsit_pdu *pdu);

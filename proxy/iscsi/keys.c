@@ -128,13 +128,11 @@ static const struct key_desc key_table[KEY_COUNT] = {
                              USE_LOGIN},
     [KEY_SEND_TARGETS] = {"SendTargets", K_CALLER, 0, 0, 0, NO_FIELD, USE_FFP},
     [KEY_TARGET_NAME] = {"TargetName", K_DECL_NAME, 0, 0, 0, F(target_name), USE_LOGIN},
-    [KEY_INITIATOR_NAME] = {"InitiatorName", K_DECL_NAME, 0, 0, 0, F(initiator_name),
-                            USE_LOGIN},
+    [KEY_INITIATOR_NAME] = {"InitiatorName", K_DECL_NAME, 0, 0, 0, F(initiator_name), USE_LOGIN},
     [KEY_TARGET_ALIAS] = {"TargetAlias", K_TARGET_ONLY, 0, 0, 0, NO_FIELD, USE_LOGIN | USE_FFP},
     [KEY_INITIATOR_ALIAS] = {"InitiatorAlias", K_DECL_NAME, 0, 0, 0, F(initiator_alias),
                              USE_LOGIN | USE_FFP},
-    [KEY_TARGET_ADDRESS] = {"TargetAddress", K_TARGET_ONLY, 0, 0, 0, NO_FIELD,
-                            USE_LOGIN | USE_FFP},
+    [KEY_TARGET_ADDRESS] = {"TargetAddress", K_TARGET_ONLY, 0, 0, 0, NO_FIELD, USE_LOGIN | USE_FFP},
     [KEY_TARGET_PORTAL_GROUP_TAG] = {"TargetPortalGroupTag", K_TARGET_ONLY, 0, 0, 0, NO_FIELD,
                                      USE_LOGIN},
     [KEY_INITIAL_R2T] = {"InitialR2T", K_BOOL_OR, 0, 1, 0, F(initial_r2t), USE_LOGIN},
@@ -150,14 +148,13 @@ static const struct key_desc key_table[KEY_COUNT] = {
     [KEY_DEFAULT_TIME2RETAIN] = {"DefaultTime2Retain", K_NUM_MIN, 0, 3600, 0,
                                  F(default_time2retain), USE_LOGIN},
     [KEY_MAX_OUTSTANDING_R2T] = {"MaxOutstandingR2T", K_NUM_MIN, 1, 65535,
-                                 ISCSIT_OUR_MAX_OUTSTANDING_R2T, F(max_outstanding_r2t),
-                                 USE_LOGIN},
+                                 ISCSIT_OUR_MAX_OUTSTANDING_R2T, F(max_outstanding_r2t), USE_LOGIN},
     [KEY_DATA_PDU_IN_ORDER] = {"DataPDUInOrder", K_BOOL_OR, 0, 1, 1, F(data_pdu_in_order),
                                USE_LOGIN},
     [KEY_DATA_SEQUENCE_IN_ORDER] = {"DataSequenceInOrder", K_BOOL_OR, 0, 1, 1,
                                     F(data_sequence_in_order), USE_LOGIN},
-    [KEY_ERROR_RECOVERY_LEVEL] = {"ErrorRecoveryLevel", K_NUM_MIN, 0, 2, 0,
-                                  F(error_recovery_level), USE_LOGIN},
+    [KEY_ERROR_RECOVERY_LEVEL] = {"ErrorRecoveryLevel", K_NUM_MIN, 0, 2, 0, F(error_recovery_level),
+                                  USE_LOGIN},
     [KEY_SESSION_TYPE] = {"SessionType", K_DECL_SESSION_TYPE, 0, 0, 0, NO_FIELD, USE_LOGIN},
     [KEY_AUTH_METHOD] = {"AuthMethod", K_CALLER, 0, 0, 0, NO_FIELD, USE_SEC},
     [KEY_CHAP_A] = {"CHAP_A", K_CALLER, 0, 0, 0, NO_FIELD, USE_SEC},
@@ -171,14 +168,13 @@ static const struct key_desc key_table[KEY_COUNT] = {
     [KEY_OF_MARK_INT] = {"OFMarkInt", K_IRRELEVANT, 0, 0, 0, NO_FIELD, USE_LOGIN},
     [KEY_IF_MARK_INT] = {"IFMarkInt", K_IRRELEVANT, 0, 0, 0, NO_FIELD, USE_LOGIN},
     /* RFC 7143 §13.23, §13.24; RFC 7145 (iSER) keys, iSER not offered. */
-    [KEY_TASK_REPORTING] = {"TaskReporting", K_LIST_TASK_REPORTING, 0, 0, 0, NO_FIELD,
-                            USE_LOGIN},
+    [KEY_TASK_REPORTING] = {"TaskReporting", K_LIST_TASK_REPORTING, 0, 0, 0, NO_FIELD, USE_LOGIN},
     [KEY_PROTOCOL_LEVEL] = {"iSCSIProtocolLevel", K_NUM_MIN, 0, 31, 1, NO_FIELD, USE_LOGIN},
     [KEY_RDMA_EXTENSIONS] = {"RDMAExtensions", K_BOOL_AND, 0, 1, 0, NO_FIELD, USE_LOGIN},
     [KEY_TARGET_RECV_DSL] = {"TargetRecvDataSegmentLength", K_IRRELEVANT, 0, 0, 0, NO_FIELD,
                              USE_LOGIN},
-    [KEY_INITIATOR_RECV_DSL] = {"InitiatorRecvDataSegmentLength", K_IRRELEVANT, 0, 0, 0,
-                                NO_FIELD, USE_LOGIN},
+    [KEY_INITIATOR_RECV_DSL] = {"InitiatorRecvDataSegmentLength", K_IRRELEVANT, 0, 0, 0, NO_FIELD,
+                                USE_LOGIN},
 };
 
 static const struct key_desc *
@@ -517,8 +513,7 @@ neg_pair(void *user_data, const char *key, const char *value)
         return true;
     }
     if (!(d->use & (1u << ctx->phase))) {
-        if (d->kind == K_CALLER && ctx->phase != ISCSIT_NEG_FULL_FEATURE &&
-            d->use == USE_SEC) {
+        if (d->kind == K_CALLER && ctx->phase != ISCSIT_NEG_FULL_FEATURE && d->use == USE_SEC) {
             /* Security keys after the security stage. */
             ctx->err = ISCSIT_NEG_FORBIDDEN;
             return false;
@@ -536,8 +531,8 @@ neg_pair(void *user_data, const char *key, const char *value)
 }
 
 enum iscsit_neg_error
-iscsit_neg_text(struct iscsit_neg *neg, enum iscsit_neg_phase phase, const char *text,
-                size_t len, iscsit_neg_key_fn key_fn, void *user_data)
+iscsit_neg_text(struct iscsit_neg *neg, enum iscsit_neg_phase phase, const char *text, size_t len,
+                iscsit_neg_key_fn key_fn, void *user_data)
 {
     struct neg_ctx ctx = {neg, phase, key_fn, user_data, ISCSIT_NEG_OK};
 

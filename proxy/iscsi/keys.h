@@ -12,10 +12,10 @@
 #include <stdint.h>
 #include <glib.h>
 
-#define ISCSIT_KEY_NAME_MAX 63    /* RFC 7143 §6.1 */
-#define ISCSIT_VALUE_MAX 255      /* RFC 7143 §6.1, text values */
+#define ISCSIT_KEY_NAME_MAX 63       /* RFC 7143 §6.1 */
+#define ISCSIT_VALUE_MAX 255         /* RFC 7143 §6.1, text values */
 #define ISCSIT_BINARY_VALUE_MAX 8192 /* CHAP_C / CHAP_R in hex or base64 */
-#define ISCSIT_TEXT_MAX 65536     /* one negotiation's text over all C-bit PDUs */
+#define ISCSIT_TEXT_MAX 65536        /* one negotiation's text over all C-bit PDUs */
 
 /* Our offers and limits (RFC 7143 §13 ranges apply on top). */
 #define ISCSIT_OUR_MAX_RECV_DSL 262144u
@@ -73,10 +73,10 @@ typedef void (*iscsit_neg_key_fn)(void *user_data, const char *key, const char *
 
 struct iscsit_neg {
     struct iscsit_params params;
-    GHashTable *seen;       /* keys received in this negotiation (owned strings) */
-    GString *answer;        /* key=value\0 pairs to send back */
-    bool declared_mrdsl;    /* we sent our MaxRecvDataSegmentLength */
-    bool mrdsl_pending;     /* our MaxRecvDataSegmentLength is in answer but not yet sent */
+    GHashTable *seen;    /* keys received in this negotiation (owned strings) */
+    GString *answer;     /* key=value\0 pairs to send back */
+    bool declared_mrdsl; /* we sent our MaxRecvDataSegmentLength */
+    bool mrdsl_pending;  /* our MaxRecvDataSegmentLength is in answer but not yet sent */
     bool seen_initiator_mrdsl;
 };
 

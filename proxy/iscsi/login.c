@@ -54,11 +54,11 @@ struct login {
     enum login_state state;
     uint16_t status; /* enum iscsit_login_status, set on failure */
     uint16_t tpgt;
-    bool declared;   /* TargetPortalGroupTag / TargetAlias sent */
+    bool declared; /* TargetPortalGroupTag / TargetAlias sent */
     GString *text_in;
     /* authentication */
     bool auth_required;
-    bool auth_none;  /* AuthMethod=None agreed */
+    bool auth_none; /* AuthMethod=None agreed */
     enum chap_state chap;
     char *chap_user, *chap_secret, *mutual_user, *mutual_secret;
     uint8_t chap_id;
@@ -185,7 +185,8 @@ login_auth_method(struct login *l)
         return;
     }
     iscsit_text_append(ans, "AuthMethod", "Reject");
-    login_fail(l, ISCSIT_LOGIN_AUTH_FAILED, "initiator insists on authentication we have no secret for");
+    login_fail(l, ISCSIT_LOGIN_AUTH_FAILED,
+               "initiator insists on authentication we have no secret for");
 }
 
 /* CHAP_A: pick MD5 and send our identifier and challenge. */
@@ -239,8 +240,8 @@ login_chap_mutual(struct login *l)
         login_fail(l, ISCSIT_LOGIN_AUTH_FAILED, "initiator reflected our CHAP challenge");
         return;
     }
-    iscsit_chap_response((uint8_t)id, (const uint8_t *)l->mutual_secret,
-                         strlen(l->mutual_secret), chal, clen, digest);
+    iscsit_chap_response((uint8_t)id, (const uint8_t *)l->mutual_secret, strlen(l->mutual_secret),
+                         chal, clen, digest);
     r = iscsit_hex_encode(digest, sizeof(digest));
     iscsit_text_append(l->neg.answer, "CHAP_N", l->mutual_user);
     iscsit_text_append(l->neg.answer, "CHAP_R", r);
@@ -474,8 +475,8 @@ login_finish(struct login *l)
 
 /* Queue the Login Response for the current request. */
 static void
-login_respond(struct login *l, const struct iscsit_bhs *req, bool transit, uint8_t csg,
-              uint8_t nsg, const GString *text)
+login_respond(struct login *l, const struct iscsit_bhs *req, bool transit, uint8_t csg, uint8_t nsg,
+              const GString *text)
 {
     struct iscsit_conn *conn = l->conn;
     struct iscsit_bhs rsp = {{0}};
@@ -483,8 +484,8 @@ login_respond(struct login *l, const struct iscsit_bhs *req, bool transit, uint8
     rsp.b[0] = ISCSIT_OP_LOGIN_RSP;
     if (l->state != LOGIN_FAILED)
         rsp.b[1] = (uint8_t)((transit ? ISCSIT_LOGIN_TRANSIT : 0) | csg << 2 | (transit ? nsg : 0));
-    rsp.b[2] = 0; /* VersionMax */
-    rsp.b[3] = 0; /* VersionActive */
+    rsp.b[2] = 0;                     /* VersionMax */
+    rsp.b[3] = 0;                     /* VersionActive */
     memcpy(rsp.b + 8, req->b + 8, 6); /* ISID */
     if (l->state == LOGIN_FULL_FEATURE)
         iscsit_bhs_set16(&rsp, 14, l->sess->tsih);
@@ -532,7 +533,8 @@ login_check_header(struct login *l, const struct iscsit_bhs *req, bool first)
         l->state = csg == ISCSIT_STAGE_SECURITY ? LOGIN_SECURITY : LOGIN_OPERATIONAL;
         if (iscsit_bhs_get16(req, 14) != 0) {
             /* Adding a connection to a session: MaxConnections is 1. */
-            login_fail(l, ISCSIT_LOGIN_NO_SESSION, "TSIH given but we keep one connection per session");
+            login_fail(l, ISCSIT_LOGIN_NO_SESSION,
+                       "TSIH given but we keep one connection per session");
             return false;
         }
         return true;
@@ -553,8 +555,7 @@ login_check_header(struct login *l, const struct iscsit_bhs *req, bool first)
 /* One complete request text in the current stage; returns whether the
  * target agrees to the transition the initiator asked for. */
 static bool
-login_step(struct login *l, const struct iscsit_bhs *req, const char *text, size_t len,
-           bool first)
+login_step(struct login *l, const struct iscsit_bhs *req, const char *text, size_t len, bool first)
 {
     uint8_t flags = req->b[1];
     bool transit = flags & ISCSIT_LOGIN_TRANSIT;
@@ -568,7 +569,7 @@ login_step(struct login *l, const struct iscsit_bhs *req, const char *text, size
                           text, len, login_key, l);
     if (err != ISCSIT_NEG_OK) {
         login_fail(l, ISCSIT_LOGIN_INITIATOR_ERROR,
-                   err == ISCSIT_NEG_DUPLICATE  ? "a key was sent twice"
+                   err == ISCSIT_NEG_DUPLICATE   ? "a key was sent twice"
                    : err == ISCSIT_NEG_FORBIDDEN ? "security key outside the security stage"
                                                  : "malformed key=value text");
         return false;

@@ -48,17 +48,17 @@ enum iscsit_op {
 
 /* Byte 1 flags. */
 #define ISCSIT_FLAG_FINAL 0x80
-#define ISCSIT_FLAG_CONT 0x40       /* Text/Login C bit */
-#define ISCSIT_CMD_READ 0x40        /* SCSI Command R */
-#define ISCSIT_CMD_WRITE 0x20       /* SCSI Command W */
+#define ISCSIT_FLAG_CONT 0x40 /* Text/Login C bit */
+#define ISCSIT_CMD_READ 0x40  /* SCSI Command R */
+#define ISCSIT_CMD_WRITE 0x20 /* SCSI Command W */
 #define ISCSIT_CMD_ATTR_MASK 0x07
-#define ISCSIT_DATAIN_ACK 0x40      /* Data-In A */
-#define ISCSIT_RSP_BIDI_OVER 0x10   /* o */
-#define ISCSIT_RSP_BIDI_UNDER 0x08  /* u */
-#define ISCSIT_RSP_OVER 0x04        /* O, SCSI Response and Data-In */
-#define ISCSIT_RSP_UNDER 0x02       /* U */
-#define ISCSIT_DATAIN_STATUS 0x01   /* Data-In S */
-#define ISCSIT_LOGIN_TRANSIT 0x80   /* T */
+#define ISCSIT_DATAIN_ACK 0x40     /* Data-In A */
+#define ISCSIT_RSP_BIDI_OVER 0x10  /* o */
+#define ISCSIT_RSP_BIDI_UNDER 0x08 /* u */
+#define ISCSIT_RSP_OVER 0x04       /* O, SCSI Response and Data-In */
+#define ISCSIT_RSP_UNDER 0x02      /* U */
+#define ISCSIT_DATAIN_STATUS 0x01  /* Data-In S */
+#define ISCSIT_LOGIN_TRANSIT 0x80  /* T */
 #define ISCSIT_LOGIN_CSG(b) (((b) >> 2) & 3)
 #define ISCSIT_LOGIN_NSG(b) ((b)&3)
 
@@ -157,13 +157,13 @@ enum iscsit_bhs_off {
     ISCSIT_OFF_DSL = 5,
     ISCSIT_OFF_LUN = 8,
     ISCSIT_OFF_ITT = 16,
-    ISCSIT_OFF_TTT = 20,         /* also RTT (TMF), EDTL (SCSI Command), CID (login/logout) */
-    ISCSIT_OFF_CMDSN = 24,       /* StatSN in target PDUs */
-    ISCSIT_OFF_EXPSTATSN = 28,   /* ExpCmdSN in target PDUs */
-    ISCSIT_OFF_MAXCMDSN = 32,    /* CDB starts here in a SCSI Command */
-    ISCSIT_OFF_DATASN = 36,      /* also R2TSN, ExpDataSN, status class/detail (login) */
+    ISCSIT_OFF_TTT = 20,       /* also RTT (TMF), EDTL (SCSI Command), CID (login/logout) */
+    ISCSIT_OFF_CMDSN = 24,     /* StatSN in target PDUs */
+    ISCSIT_OFF_EXPSTATSN = 28, /* ExpCmdSN in target PDUs */
+    ISCSIT_OFF_MAXCMDSN = 32,  /* CDB starts here in a SCSI Command */
+    ISCSIT_OFF_DATASN = 36,    /* also R2TSN, ExpDataSN, status class/detail (login) */
     ISCSIT_OFF_BUFOFF = 40,
-    ISCSIT_OFF_RESIDUAL = 44,    /* also DesiredDataTransferLength (R2T) */
+    ISCSIT_OFF_RESIDUAL = 44, /* also DesiredDataTransferLength (R2T) */
 };
 
 static inline uint8_t

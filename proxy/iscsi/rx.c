@@ -84,8 +84,8 @@ rx_layout(struct iscsit_rx *rx)
 
     rx->hdigest = rx->lim.header_digest;
     rx->ddigest = rx->lim.data_digest && dsl > 0;
-    rx->data_off = ISCSIT_BHS_LEN + iscsit_bhs_ahs_len(&rx->pdu.bhs) +
-                   (rx->hdigest ? ISCSIT_DIGEST_LEN : 0);
+    rx->data_off =
+        ISCSIT_BHS_LEN + iscsit_bhs_ahs_len(&rx->pdu.bhs) + (rx->hdigest ? ISCSIT_DIGEST_LEN : 0);
     rx->total = rx->data_off + rx_data_padded(rx) + (rx->ddigest ? ISCSIT_DIGEST_LEN : 0);
 }
 

@@ -31,11 +31,11 @@ enum iscsit_rx_state {
 };
 
 enum iscsit_rx_result {
-    ISCSIT_RX_MORE = 0,       /* need more bytes */
-    ISCSIT_RX_PDU,            /* *pdu holds a complete PDU */
-    ISCSIT_RX_ERR_DATA_LEN,   /* DataSegmentLength over the limit (PDU header in *pdu) */
-    ISCSIT_RX_ERR_HDIGEST,    /* header digest mismatch: framing can't be trusted */
-    ISCSIT_RX_ERR_DDIGEST,    /* data digest mismatch (PDU complete, data bad) */
+    ISCSIT_RX_MORE = 0,     /* need more bytes */
+    ISCSIT_RX_PDU,          /* *pdu holds a complete PDU */
+    ISCSIT_RX_ERR_DATA_LEN, /* DataSegmentLength over the limit (PDU header in *pdu) */
+    ISCSIT_RX_ERR_HDIGEST,  /* header digest mismatch: framing can't be trusted */
+    ISCSIT_RX_ERR_DDIGEST,  /* data digest mismatch (PDU complete, data bad) */
 };
 
 struct iscsit_rx_limits {

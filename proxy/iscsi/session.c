@@ -74,17 +74,6 @@ iscsit_target_shutdown(struct iscsit_target *tgt)
 }
 
 bool
-iscsit_target_is_shutting_down(struct iscsit_target *tgt)
-{
-    bool r;
-
-    g_mutex_lock(&tgt->lock);
-    r = tgt->shutting_down;
-    g_mutex_unlock(&tgt->lock);
-    return r;
-}
-
-bool
 iscsit_sess_check_invariants(const struct iscsit_sess *sess)
 {
     switch (sess->state) {

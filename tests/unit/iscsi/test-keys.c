@@ -89,7 +89,7 @@ test_numeric_min_max(void)
     check_one("MaxBurstLength=511", "MaxBurstLength=Reject|");
     check_one("FirstBurstLength=0x10000", "FirstBurstLength=65536|");
     check_one("FirstBurstLength=1048576", "FirstBurstLength=262144|");
-    check_one("DefaultTime2Wait=2", "DefaultTime2Wait=2|");    /* max(2, 0) */
+    check_one("DefaultTime2Wait=2", "DefaultTime2Wait=2|"); /* max(2, 0) */
     check_one("DefaultTime2Wait=3601", "DefaultTime2Wait=Reject|");
     check_one("DefaultTime2Retain=20", "DefaultTime2Retain=0|"); /* min(20, 0): ERL 0 */
     check_one("MaxOutstandingR2T=1", "MaxOutstandingR2T=1|");
@@ -211,7 +211,8 @@ test_phases(void)
     g_assert_cmpint(r.err, ==, ISCSIT_NEG_OK);
     g_assert_cmpstr(r.caller->str, ==, "AuthMethod=CHAP,None|CHAP_A=5|");
     run_clear(&r);
-    run_neg(&r, ISCSIT_NEG_FULL_FEATURE, "SendTargets=All|MaxRecvDataSegmentLength=4096|MaxBurstLength=512");
+    run_neg(&r, ISCSIT_NEG_FULL_FEATURE,
+            "SendTargets=All|MaxRecvDataSegmentLength=4096|MaxBurstLength=512");
     g_assert_cmpint(r.err, ==, ISCSIT_NEG_OK);
     g_assert_cmpstr(r.caller->str, ==, "SendTargets=All|");
     g_assert_cmpstr(r.answer, ==, "MaxBurstLength=Reject|"); /* leading-only key in FFP */

@@ -91,8 +91,8 @@ test_crc32c_vectors(void)
 
 /* Build a PDU on the wire: BHS + AHS + [hdigest] + data + pad + [ddigest]. */
 static GByteArray *
-make_pdu(uint8_t op, const uint8_t *ahs, size_t ahs_len, const uint8_t *data, size_t len,
-         bool hd, bool dd)
+make_pdu(uint8_t op, const uint8_t *ahs, size_t ahs_len, const uint8_t *data, size_t len, bool hd,
+         bool dd)
 {
     GByteArray *b = g_byte_array_new();
     struct iscsit_bhs h = {{0}};
