@@ -54,7 +54,8 @@ struct login {
     enum login_state state;
     uint16_t status; /* enum iscsit_login_status, set on failure */
     uint16_t tpgt;
-    bool declared; /* TargetPortalGroupTag / TargetAlias sent */
+    bool declared;   /* TargetPortalGroupTag / TargetAlias sent */
+    bool identified; /* login_identify ran (after the first complete text) */
     GString *text_in;
     /* authentication */
     bool auth_required;
@@ -555,7 +556,7 @@ login_check_header(struct login *l, const struct iscsit_bhs *req, bool first)
 /* One complete request text in the current stage; returns whether the
  * target agrees to the transition the initiator asked for. */
 static bool
-login_step(struct login *l, const struct iscsit_bhs *req, const char *text, size_t len, bool first)
+login_step(struct login *l, const struct iscsit_bhs *req, const char *text, size_t len)
 {
     uint8_t flags = req->b[1];
     bool transit = flags & ISCSIT_LOGIN_TRANSIT;
@@ -574,7 +575,9 @@ login_step(struct login *l, const struct iscsit_bhs *req, const char *text, size
                                                  : "malformed key=value text");
         return false;
     }
-    if (first) {
+    if (!l->identified) {
+        /* the first complete request text (it may span C-bit PDUs) */
+        l->identified = true;
         login_identify(l);
         if (l->state == LOGIN_FAILED)
             return false;
@@ -630,7 +633,7 @@ login_request(struct login *l, const struct iscsit_pdu *pdu, bool first)
         login_respond(l, req, false, csg, 0, NULL);
         return true;
     }
-    agree = login_step(l, req, l->text_in->str, l->text_in->len, first);
+    agree = login_step(l, req, l->text_in->str, l->text_in->len);
     g_string_truncate(l->text_in, 0);
     if (l->state == LOGIN_FAILED) {
         login_respond(l, req, false, 0, 0, NULL);

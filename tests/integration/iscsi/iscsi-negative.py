@@ -56,6 +56,18 @@ check("TargetPortalGroupTag declared", keys.get("TargetPortalGroupTag") == "1")
 check("MaxRecvDataSegmentLength declared", keys.get("MaxRecvDataSegmentLength") == "262144")
 c.close()
 
+# a login text split over two PDUs with the C bit, cut inside a key
+c = ir.Conn(PORT)
+text = ir.keys_to_text([("InitiatorName", INI), ("TargetName", TARGET),
+                        ("SessionType", "Normal"), ("MaxBurstLength", "65536")])
+st, keys, rsp = c.login_pdu(text[:20], transit=False, cont=True)
+check("C-bit login part: empty response, no transit", st == 0 and not rsp.data and
+      not rsp.bhs[1] & 0x80)
+st, keys, rsp = c.login_pdu(text[20:])
+check("... the rest completes the login", st == 0 and rsp.bhs[1] & 0x80 and
+      keys.get("MaxBurstLength") == "65536")
+c.close()
+
 c = ir.Conn(PORT)
 st, _, _ = c.login_pdu([("InitiatorName", INI), ("TargetName", TARGET),
                         ("MaxBurstLength", "512"), ("MaxBurstLength", "1024")])
