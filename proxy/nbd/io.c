@@ -10,8 +10,9 @@
  *   to obuf, read data is queued by pointer (zero copy). The queue is sent
  *   with one sendmsg() when the reader would otherwise block, i.e. once the
  *   requests already received are all answered. Before blocking, a
- *   non-blocking recv() checks whether more requests arrived meanwhile, so a
- *   burst is answered with one send.
+ *   non-blocking recv() checks whether more requests arrived meanwhile (only
+ *   when the batch already holds several: pipelining clients), so a burst is
+ *   answered with one send.
  * - Segments in obuf are kept as offsets, since obuf may move when it grows;
  *   iovecs are built only at send time.
  */
@@ -93,12 +94,17 @@ io_recv(struct nbdsrv_io *io, void *buf, size_t len)
         }
         r = tls_recv(io, buf, len);
     } else {
+        /* Look for more requests before sending only when this batch has
+         * several already: a client at queue depth 1 waits for our reply,
+         * so the look would always come back empty and cost a syscall. */
         if (io->oq->len > 0) {
-            r = recv(io->fd, buf, len, MSG_DONTWAIT);
-            if (r >= 0)
-                goto got;
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                return -errno;
+            if (io->batch > 1) {
+                r = recv(io->fd, buf, len, MSG_DONTWAIT);
+                if (r >= 0)
+                    goto got;
+                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                    return -errno;
+            }
             int err = nbdsrv_io_flush(io);
             if (err < 0)
                 return err;
@@ -322,6 +328,7 @@ nbdsrv_io_flush(struct nbdsrv_io *io)
     int err = io->tls ? flush_tls(io) : flush_plain(io);
     if (err == 0)
         io->tx_bytes += bytes;
+    io->batch = 0;
     nbdsrv_io_discard(io);
     return err;
 }

@@ -145,6 +145,7 @@ struct nbdsrv_io {
     GByteArray *obuf;        /* small reply bytes (headers, option replies) */
     GArray *oq;              /* struct nbdsrv_oseg, in send order */
     size_t oq_bytes;
+    unsigned batch; /* requests answered since the last send (transmission counts) */
     uint64_t rx_bytes, tx_bytes;
     uint8_t *tls_pre; /* raw bytes received before STARTTLS took over */
     size_t tls_pre_len, tls_pre_pos;

@@ -348,6 +348,7 @@ nbdsrv_transmission(struct nbdsrv_conn *conn)
         nbdsrv_io_consume(&conn->io, NBD_REQUEST_LEN);
         if (!handle_request(conn, &req))
             break;
+        conn->io.batch++;
         if (conn->io.oq_bytes >= NBDSRV_OQ_FLUSH_BYTES && nbdsrv_io_flush(&conn->io) < 0)
             break;
     }
