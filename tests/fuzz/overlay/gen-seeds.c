@@ -99,5 +99,17 @@ main(int argc, char **argv)
     seed(argv[1], "three-blocks-512", 20 << 20, 512, many_blocks, hdr + 3 * blk, 0);
     seed(argv[1], "odd-size-64k", (5 << 20) + 1234, 65536, few_writes, hdr + blk, 0);
     seed(argv[1], "header-only", 3 << 20, 1 << 20, NULL, 600, 0);
+    /* Both slots of block 0 damaged (second poke on top of the torn seed). */
+    seed(argv[1], "both-slots-bad", 8 << 20, 4096, few_writes, hdr + blk, hdr + 900);
+    {
+        g_autofree char *p = g_build_filename(argv[1], "both-slots-bad", NULL);
+        g_autofree char *d = NULL;
+        gsize n;
+        if (!g_file_get_contents(p, &d, &n, NULL) || n < hdr + blk)
+            g_error("cannot reread %s", p);
+        d[hdr + 4096 + 900] ^= 0x40;
+        if (!g_file_set_contents(p, d, (gssize)n, NULL))
+            g_error("cannot write %s", p);
+    }
     return 0;
 }
