@@ -70,8 +70,10 @@ tls_recv(struct nbdsrv_io *io, void *buf, size_t len)
         ssize_t r = gnutls_record_recv(io->tls, buf, len);
         if (r >= 0)
             return r;
-        if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
+        if (r == GNUTLS_E_INTERRUPTED)
             continue;
+        if (r == GNUTLS_E_AGAIN)
+            return -ETIMEDOUT; /* blocking socket: only SO_RCVTIMEO gets here */
         if (r == GNUTLS_E_PREMATURE_TERMINATION)
             return 0;
         g_debug("TLS receive: %s", gnutls_strerror((int)r));

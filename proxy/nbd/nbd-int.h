@@ -46,6 +46,7 @@ enum nbdsrv_error_code {
 #define NBDSRV_RBUF_SIZE (256u * 1024)         /* receive buffer */
 #define NBDSRV_OQ_FLUSH_BYTES (256u * 1024)    /* send queued replies beyond this */
 #define NBDSRV_HOLE_MIN_READ (64u * 1024)      /* reads this large look for holes */
+#define NBDSRV_HANDSHAKE_TIMEOUT_MS 60000u     /* a silent peer in negotiation is dropped */
 
 /* ---- metadata contexts (meta.c) ---- */
 
@@ -264,6 +265,7 @@ struct nbdsrv {
     GHashTable *writers; /* client name -> struct nbdsrv_conn * */
     bool shutting_down;
     uint64_t next_id;
+    unsigned handshake_timeout_ms; /* whole negotiation; NBDSRV_HANDSHAKE_TIMEOUT_MS */
 };
 
 /* Handshake states (handshake.c):

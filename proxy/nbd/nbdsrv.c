@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include "nbd-int.h"
 #include "log.h"
@@ -49,6 +50,7 @@ nbdsrv_new_with_exports(struct cfg *cfg, const struct nbdsrv_export_ops *ops, vo
     g_cond_init(&srv->cond);
     srv->conns = g_hash_table_new(NULL, NULL);
     srv->writers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    srv->handshake_timeout_ms = NBDSRV_HANDSHAKE_TIMEOUT_MS;
     return srv;
 }
 
@@ -98,6 +100,16 @@ nbdsrv_shutdown(struct nbdsrv *srv)
     }
     g_cond_broadcast(&srv->cond);
     g_mutex_unlock(&srv->lock);
+}
+
+static void
+set_recv_timeout(int fd, unsigned ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+    /* Not fatal: without it only the timeout is lost (e.g. not a socket). */
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+        g_debug("SO_RCVTIMEO: %s", g_strerror(errno));
 }
 
 /* The credentials for a connection under cfg: reloaded when a reloaded
@@ -161,8 +173,13 @@ nbdsrv_conn_run(struct nbdsrv *srv, int fd, const char *peer)
     g_mutex_unlock(&srv->lock);
     g_debug("%s: NBD connection %" G_GUINT64_FORMAT, conn->peer, conn->id);
 
-    if (nbdsrv_handshake(conn))
+    /* Negotiation must not take forever: a peer that connects and goes
+     * silent would hold a thread. Transmission may idle as long as it likes. */
+    set_recv_timeout(fd, srv->handshake_timeout_ms);
+    if (nbdsrv_handshake(conn)) {
+        set_recv_timeout(fd, 0);
         nbdsrv_transmission(conn);
+    }
     g_atomic_int_set(&conn->closing, 1);
 
     if (conn->exp)

@@ -796,6 +796,35 @@ test_raw_forced_tls(void)
 }
 
 static void
+test_handshake_timeout(void)
+{
+    struct env *e = env_new(false, false);
+    GThread *t;
+
+    e->srv->handshake_timeout_ms = 300;
+    /* silent after the greeting: dropped */
+    gint64 start = g_get_monotonic_time();
+    int fd = raw_open(e, &t, NBD_FLAG_C_FIXED_NEWSTYLE);
+    g_assert_true(raw_at_eof(fd));
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 4 * G_USEC_PER_SEC);
+    raw_close(fd, t);
+
+    /* transmission may idle longer than the negotiation limit */
+    fd = raw_open(e, &t, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+    raw_option(fd, NBD_OPT_EXPORT_NAME, "img", 3);
+    uint8_t info[10];
+    g_assert_true(raw_recv(fd, info, sizeof(info)));
+    g_usleep(700 * 1000);
+    raw_request(fd, 0, NBD_CMD_READ, 1, 0, 8);
+    g_assert_cmpuint(raw_simple_reply(fd, 1), ==, 0);
+    uint8_t data[8];
+    g_assert_true(raw_recv(fd, data, 8));
+    g_assert_cmpuint(data[1], ==, nbdt_base_byte(1));
+    raw_close(fd, t);
+    env_free(e);
+}
+
+static void
 test_shutdown(void)
 {
     struct env *e = env_new(false, false);
@@ -827,5 +856,6 @@ main(int argc, char **argv)
     g_test_add_func("/nbd/conn/raw-transmission", test_raw_transmission);
     g_test_add_func("/nbd/conn/raw-forced-tls", test_raw_forced_tls);
     g_test_add_func("/nbd/conn/shutdown", test_shutdown);
+    g_test_add_func("/nbd/conn/handshake-timeout", test_handshake_timeout);
     return g_test_run();
 }
