@@ -3,14 +3,15 @@
  *
  * The disk is thin (provisioning type 2, LBPME=1) and unmapped blocks read
  * zeros (LBPRZ=1): the overlay's ZERO state never shows the base's old bytes.
- * So UNMAP and WRITE SAME with a zero pattern both become view_zero(): with
- * the UNMAP bit the overlay may release the space; without it we pass
- * VIEW_NO_UNMAP so the blocks stay mapped (SBC-3 §5.43: UNMAP=0 writes).
- * A non-zero pattern is replicated through a bounce buffer of whole blocks.
+ * So UNMAP, WRITE SAME with the UNMAP bit (whatever its pattern: the blocks
+ * are deallocated and read zeros, as SBC-4 recommends for thin LUs) and WRITE
+ * SAME with a zero pattern all become view_zero(); without the UNMAP bit we
+ * pass VIEW_NO_UNMAP (SBC-3 §5.43: UNMAP=0 writes). Any other pattern is
+ * replicated through a bounce buffer of whole blocks.
  *
- * WSNZ=1 in the Block Limits page: WRITE SAME with NUMBER OF LOGICAL BLOCKS 0
- * (meaning "to the end of the medium") is INVALID FIELD IN CDB, so a single
- * command never rewrites a whole disk. ANC_SUP=0: ANCHOR=1 is rejected.
+ * WSNZ=0: NUMBER OF LOGICAL BLOCKS 0 means "to the end of the medium"
+ * (SBC-3 §5.43), subject like any count to MAXIMUM WRITE SAME LENGTH, so one
+ * command never touches more than that. ANC_SUP=0: ANCHOR=1 is rejected.
  */
 #include "sdev-int.h"
 #include "log.h"
@@ -54,10 +55,11 @@ sdev_sbc_write_same_parse(struct sdev_req *req)
     r = sdev_check_range(req, lba, n);
     if (r)
         return r;
-    if (n == 0 || n > sdev_max_ws_blocks(req->lu))
-        return sdev_bad_cdb(req, len_byte, -1); /* WSNZ=1 / MAXIMUM WRITE SAME LENGTH */
+    uint64_t count = n ? n : sdev_lu_nblocks(req->lu) - lba; /* 0: to the end */
+    if (count > sdev_max_ws_blocks(req->lu))
+        return sdev_bad_cdb(req, len_byte, -1); /* MAXIMUM WRITE SAME LENGTH */
     cmd->lba = lba;
-    cmd->nblocks = n;
+    cmd->nblocks = (uint32_t)count;
     if (cdb[1] & 0x08)
         cmd->flags |= SDEV_CF_UNMAP;
     if (ws16 && (cdb[1] & 0x01)) {
@@ -119,7 +121,11 @@ sdev_sbc_write_same_exec(struct sdev_req *req)
             return SDEV_SENSE_OK; /* the pattern block never arrived: nothing written */
         block = cmd->data_out;
     }
-    if (!block || sdev_all_zero(block, lu->block_size)) {
+    /* UNMAP=1 (ANCHOR=0) on a thin LU: deallocate each LBA whatever the
+     * pattern (SBC-4 WRITE SAME "ANCHOR/UNMAP/ANC_SUP" table: "should
+     * deallocate"); with LBPRZ=1 they then read zeros. The initiator gave the
+     * data up by asking for the unmap. */
+    if (!block || (cmd->flags & SDEV_CF_UNMAP) || sdev_all_zero(block, lu->block_size)) {
         unsigned flags = (cmd->flags & SDEV_CF_UNMAP) ? 0 : VIEW_NO_UNMAP;
         rc = view_zero(lu->view, cmd->lba << lu->block_shift,
                        (uint64_t)cmd->nblocks << lu->block_shift, flags);

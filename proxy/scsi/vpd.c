@@ -112,7 +112,7 @@ sdev_vpd_block_limits(struct sdev_lu *lu, GByteArray *out)
     uint32_t granule = view_get_granule(lu->view);
     uint32_t gran_blocks = granule > lu->block_size ? granule / lu->block_size : 1;
 
-    p[0] = 0x01;                /* WSNZ: WRITE SAME with 0 blocks is refused */
+    p[0] = 0x00;                /* WSNZ=0: WRITE SAME with 0 blocks runs to the end */
     p[1] = SDEV_MAX_CAW_BLOCKS; /* MAXIMUM COMPARE AND WRITE LENGTH */
     sdev_put_be16(p + 2,
                   (uint16_t)MIN(gran_blocks, 0xffffu)); /* OPTIMAL TRANSFER LENGTH GRANULARITY */

@@ -29,16 +29,17 @@ fx_setup(struct fx *f, gconstpointer data)
     for (uint64_t i = 0; i < FX_DATA_SIZE; i++)
         buf[i] = fx_base_byte(i);
     g_assert_true(g_file_set_contents(raw, (const char *)buf, FX_DATA_SIZE, &err));
-    g_assert_cmpint(truncate(raw, FX_DISK_SIZE), ==, 0);
+    uint64_t size = g_strcmp0(data, "big") == 0 ? FX_BIG_DISK_SIZE : FX_DISK_SIZE;
+    g_assert_cmpint(truncate(raw, (off_t)size), ==, 0);
     f->base = base_file_open(raw, &err);
     g_assert_no_error(err);
     g_strlcpy(id.image, "lab", sizeof(id.image));
     id.generation = 1;
-    id.size = FX_DISK_SIZE;
+    id.size = size;
     ov_uuid_generate(id.uuid);
     ov_base_set_id(f->base, &id);
 
-    if (data) {
+    if (g_strcmp0(data, "ro") == 0) {
         f->view = view_new_base(f->base, "lab", 1);
     } else {
         ovpath = g_build_filename(f->dir, "pc01.ov", NULL);

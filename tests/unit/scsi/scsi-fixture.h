@@ -11,6 +11,7 @@
 
 #define FX_DISK_SIZE (64u << 20)          /* 131072 blocks of 512 */
 #define FX_DATA_SIZE ((4u << 20) - 65536) /* the base has data here, a hole after */
+#define FX_BIG_DISK_SIZE (2ull << 30)     /* sparse; fx_setup with data "big" */
 #define FX_GRANULE 4096u
 #define FX_BLOCKS (FX_DISK_SIZE / 512)
 
@@ -26,7 +27,8 @@ struct fx {
 /* Byte of the base image at offset off (zero in the hole after FX_DATA_SIZE). */
 uint8_t fx_base_byte(uint64_t off);
 
-/* data == NULL: read-write overlay view; data != NULL: read-only image view.
+/* data NULL: read-write overlay view; "ro": read-only image view; "big": a
+ * read-write view of FX_BIG_DISK_SIZE (the base's data part is the same).
  * Unit attentions from nexus creation are already consumed. */
 void fx_setup(struct fx *f, gconstpointer data);
 void fx_teardown(struct fx *f, gconstpointer data);

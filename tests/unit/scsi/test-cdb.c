@@ -175,12 +175,12 @@ test_writesame_zero_blocks(struct fx *f, gconstpointer d)
     uint8_t block[512] = {0};
     struct sdev_cmd cmd;
 
-    /* WSNZ=1: 0 blocks is refused ... */
-    fx_cdb10(cdb, 0x41, 0, 0, 0);
-    g_assert_false(fx_run(f->a, &cmd, cdb, 10, block, 512));
-    fx_assert_sense(&cmd, 0x5, 0x24, 0x00);
-    fx_assert_field(&cmd, true, 7, -1);
-    /* ... but past the end the LBA is what is wrong */
+    /* WSNZ=0: 0 blocks runs to the end of the medium */
+    fx_cdb10(cdb, 0x41, 0, FX_BLOCKS - 100, 0);
+    g_assert_true(fx_run(f->a, &cmd, cdb, 10, block, 512));
+    fx_assert_good(&cmd);
+    g_assert_cmpuint(cmd.nblocks, ==, 100);
+    /* past the end the LBA is what is wrong */
     fx_cdb10(cdb, 0x41, 0, FX_BLOCKS + 1, 0);
     g_assert_false(fx_run(f->a, &cmd, cdb, 10, block, 512));
     fx_assert_sense(&cmd, 0x5, 0x21, 0x00);
@@ -192,6 +192,30 @@ test_writesame_zero_blocks(struct fx *f, gconstpointer d)
     fx_cdb16(cdb, 0x93, 0x10, 0, 1);
     g_assert_false(fx_run(f->a, &cmd, cdb, 16, block, 512));
     fx_assert_field(&cmd, true, 1, 4);
+}
+
+/* MAXIMUM WRITE SAME LENGTH (512 MiB) on a 2 GiB disk, explicit or implied
+ * by 0 blocks; and the Block Limits maximum transfer length. */
+static void
+test_big_disk_limits(struct fx *f, gconstpointer d)
+{
+    uint8_t cdb[16];
+    uint8_t block[512] = {0};
+    struct sdev_cmd cmd;
+    uint32_t max_ws = (512u << 20) / 512;
+
+    fx_cdb16(cdb, 0x93, 0x08, 0, max_ws + 1);
+    g_assert_false(fx_run(f->a, &cmd, cdb, 16, block, 512));
+    fx_assert_field(&cmd, true, 10, -1);
+    fx_cdb16(cdb, 0x93, 0x08, 0, 0); /* to the end: 4M blocks */
+    g_assert_false(fx_run(f->a, &cmd, cdb, 16, block, 512));
+    fx_assert_field(&cmd, true, 10, -1);
+    fx_cdb16(cdb, 0x93, 0x08, FX_BIG_DISK_SIZE / 512 - max_ws, 0); /* exactly the maximum */
+    g_assert_true(fx_run(f->a, &cmd, cdb, 16, block, 512));
+    fx_assert_good(&cmd);
+    fx_cdb16(cdb, 0x88, 0, 0, (32u << 20) / 512 + 1);
+    g_assert_false(fx_run(f->a, &cmd, cdb, 16, NULL, 0));
+    fx_assert_field(&cmd, true, 10, -1);
 }
 
 static void
@@ -580,6 +604,8 @@ main(int argc, char **argv)
     FX_TEST("/scsi/cdb/write16-direction", test_write16_direction);
     FX_TEST("/scsi/cdb/writesame-zero-blocks", test_writesame_zero_blocks);
     FX_TEST("/scsi/cdb/compare-and-write-too-long", test_compare_and_write_too_long);
+    g_test_add("/scsi/cdb/big-disk-limits", struct fx, "big", fx_setup, test_big_disk_limits,
+               fx_teardown);
     FX_TEST("/scsi/cdb/verify-bytchk", test_verify_bytchk_reserved);
     FX_TEST("/scsi/cdb/inquiry-page-without-evpd", test_inquiry_page_without_evpd);
     FX_TEST("/scsi/cdb/prevent-allow", test_prevent_allow);

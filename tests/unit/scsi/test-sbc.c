@@ -314,6 +314,18 @@ test_write_same(struct fx *f, gconstpointer d)
     out = read_blocks(f, 256, 64);
     assert_fill(out, 64 * 512, 0);
 
+    /* UNMAP with a non-zero pattern: deallocated all the same, reads zeros */
+    uint8_t ff[512];
+    memset(ff, 0xff, sizeof(ff));
+    write_blocks(f, 320, 8, 0x12);
+    fx_cdb10(cdb, 0x41, 0x08, 320, 8);
+    g_assert_true(fx_run(f->a, &cmd, cdb, 10, ff, 512));
+    fx_assert_good(&cmd);
+    g_assert_cmpuint(lba_status(f, 320, &count), ==, 1);
+    g_free(out);
+    out = read_blocks(f, 320, 8);
+    assert_fill(out, 8 * 512, 0);
+
     /* zeros without UNMAP: the blocks read zeros (the view may keep them
      * thin: it passes VIEW_NO_UNMAP down and LBPRZ makes both equivalent) */
     write_blocks(f, 512, 16, 0x44);
