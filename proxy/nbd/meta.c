@@ -107,6 +107,8 @@ meta_walk_cb(uint64_t offset, uint64_t length, enum view_extent_kind kind, void 
     /* Never describe more than the request, nor a range twice. */
     if (offset != w->next || offset >= w->end)
         return false;
+    if (length == 0)
+        return true; /* descriptors MUST NOT be empty: skip it */
     length = MIN(length, w->end - offset);
     w->next = offset + length;
 
@@ -185,6 +187,8 @@ runs_cb(uint64_t offset, uint64_t length, enum view_extent_kind kind, void *user
     /* Anything unexpected ends the walk; the caller reads the rest as data. */
     if (offset != expect || offset >= w->end)
         return false;
+    if (length == 0)
+        return true; /* chunks MUST cover at least one byte: skip it */
     length = MIN(length, w->end - offset);
 
     if (w->n > 0 && w->runs[w->n - 1].zero == zero) {
