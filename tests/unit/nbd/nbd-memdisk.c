@@ -124,6 +124,8 @@ md_block_status(void *disk, uint64_t offset, uint64_t len, bool base_detail, vie
         return -EINVAL;
     uint64_t end = offset + len;
     uint64_t pos = offset;
+    if (d->quirky && !fn(offset, 0, VIEW_EXTENT_OVERLAY_ZERO, user_data))
+        return 0;
     while (pos < end) {
         uint64_t g = pos / NBDT_GRANULE;
         enum view_extent_kind k = d->state[g];
@@ -138,7 +140,8 @@ md_block_status(void *disk, uint64_t offset, uint64_t len, bool base_detail, vie
                 break;
             run_end += NBDT_GRANULE;
         }
-        run_end = MIN(run_end, end);
+        if (!d->quirky || run_end < end)
+            run_end = MIN(run_end, end);
         if (!fn(pos, run_end - pos, k, user_data))
             break;
         pos = run_end;

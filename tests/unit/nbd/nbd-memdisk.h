@@ -23,6 +23,7 @@ struct nbdt_disk {
     uint64_t size;
     bool read_only;
     bool fast_zero;
+    bool quirky; /* block status: an empty extent first, the last one overshoots */
     unsigned flushes;
 };
 

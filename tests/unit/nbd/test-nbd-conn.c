@@ -795,6 +795,43 @@ test_raw_forced_tls(void)
     env_free(e);
 }
 
+/* A disk whose block status reports an empty extent and overshoots the
+ * range: replies must still be exact (no empty descriptor or chunk, nothing
+ * beyond the request). */
+static void
+test_quirky_extents(void)
+{
+    struct env *e = env_new(false, false);
+    struct client c;
+    struct extents x = {0};
+    struct chunks k = {0};
+    size_t n;
+    g_autofree uint8_t *buf = g_malloc(98304);
+
+    e->exports->img->quirky = true;
+    client_open(e, &c, "img", true);
+    g_assert_cmpint(nbd_block_status(c.h, 20000, 10000,
+                                     (nbd_extent_callback){.callback = extent_cb, .user_data = &x},
+                                     0),
+                    ==, 0);
+    const uint32_t *ent = extents_of(&x, "base:allocation", &n);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i += 2) {
+        g_assert_cmpuint(ent[i], >, 0);
+        sum += ent[i];
+    }
+    g_assert_cmpuint(sum, ==, 20000);
+    extents_clear(&x);
+    g_assert_cmpint(
+        nbd_pread_structured(c.h, buf, 98304, 1000,
+                             (nbd_chunk_callback){.callback = chunk_cb, .user_data = &k}, 0),
+        ==, 0);
+    g_assert_cmpuint(k.covered, ==, 98304);
+    g_assert_cmpmem(buf, 98304, e->exports->img->data + 1000, 98304);
+    client_close(&c);
+    env_free(e);
+}
+
 static void
 test_handshake_timeout(void)
 {
@@ -857,5 +894,6 @@ main(int argc, char **argv)
     g_test_add_func("/nbd/conn/raw-forced-tls", test_raw_forced_tls);
     g_test_add_func("/nbd/conn/shutdown", test_shutdown);
     g_test_add_func("/nbd/conn/handshake-timeout", test_handshake_timeout);
+    g_test_add_func("/nbd/conn/quirky-extents", test_quirky_extents);
     return g_test_run();
 }
