@@ -15,8 +15,9 @@
  *   not advance ExpCmdSN). Handlers come from a designated-initializer table.
  * - Commands ahead of ExpCmdSN but inside the window are held (copied) and
  *   delivered when the gap closes, so commands reach SCSI in CmdSN order.
- * - The target pings an idle initiator with NOP-In every nop_interval_s and
- *   drops the connection when a ping stays unanswered nop_timeout_s.
+ * - The target pings an initiator idle for nop_interval_s with a NOP-In and
+ *   drops the connection when nothing at all arrives for nop_timeout_s
+ *   after the ping.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -132,6 +133,9 @@ iscsit_conn_fill(struct iscsit_conn *conn, int timeout_ms, bool *timed_out)
         iscsit_rx_commit(&conn->rx, (size_t)n);
         conn->rx_drained = (size_t)n < avail;
         conn->last_rx_us = g_get_monotonic_time();
+        /* Any PDU shows the initiator is alive, not only the NOP-Out that
+         * answers our ping (iPXE, for one, never answers pings). */
+        conn->nop_outstanding = false;
         return n;
     }
     if (n < 0)

@@ -19,22 +19,12 @@ def check(desc, cond):
     print("%s %d - %s" % ("ok" if cond else "not ok", len(results), desc), flush=True)
 
 
-# An initiator that answers pings stays; one that does not is dropped.
+# An initiator that answers pings stays (any PDU counts as a sign of life).
 good = ir.Conn(PORT)
 good.login(INI, TARGET, isid=0x400001370001)
-bad = ir.Conn(PORT)
-bad.login(INI, TARGET, isid=0x400001370002)
-bad.sock.settimeout(5)
-p = bad.recv()
-check("idle initiator gets a NOP-In ping", p.opcode == ir.OP_NOP_IN and p.u32(16) == ir.RSVD
-      and p.u32(20) != ir.RSVD)
-t0 = time.monotonic()
-check("unanswered ping: the connection is dropped", bad.closed(timeout=8))
-check("... after about nop-timeout", time.monotonic() - t0 < 6)
-
 good.sock.settimeout(5)
 answered = 0
-end = time.monotonic() + 4
+end = time.monotonic() + 5
 while time.monotonic() < end:
     try:
         p = good.recv()
@@ -48,6 +38,17 @@ while time.monotonic() < end:
 check("answered pings keep the connection (%d answered)" % answered, answered >= 2)
 check("... and it still serves commands", good.tur() in (0, 2))
 good.close()
+
+# One that does not answer and sends nothing is dropped.
+bad = ir.Conn(PORT)
+bad.login(INI, TARGET, isid=0x400001370002)
+bad.sock.settimeout(5)
+p = bad.recv()
+check("idle initiator gets a NOP-In ping", p.opcode == ir.OP_NOP_IN and p.u32(16) == ir.RSVD
+      and p.u32(20) != ir.RSVD)
+t0 = time.monotonic()
+check("unanswered ping: the connection is dropped", bad.closed(timeout=8))
+check("... after about nop-timeout", time.monotonic() - t0 < 6)
 
 # SendTargets=All with MaxRecvDataSegmentLength=512: parts with the C bit
 c = ir.Conn(PORT)
