@@ -257,6 +257,11 @@ opt_meta_context(struct nbdsrv_conn *conn, uint32_t opt, const uint8_t *data, si
 {
     bool list = opt == NBD_OPT_LIST_META_CONTEXT;
 
+    /* A failed SET leaves no context selected (never a stale earlier set). */
+    if (!list) {
+        conn->meta = 0;
+        g_clear_pointer(&conn->meta_export, g_free);
+    }
     /* proto.md: only after structured replies were negotiated. */
     if (!conn->structured) {
         opt_error(conn, opt, NBD_REP_ERR_INVALID, "negotiate structured replies first");

@@ -770,6 +770,62 @@ test_raw_transmission(void)
     env_free(e);
 }
 
+static GByteArray *
+raw_meta_payload(const char *export, const char *query)
+{
+    GByteArray *b = g_byte_array_new();
+    uint8_t n[4];
+
+    nbdsrv_put_be32(n, (uint32_t)strlen(export));
+    g_byte_array_append(b, n, 4);
+    g_byte_array_append(b, (const uint8_t *)export, (guint)strlen(export));
+    nbdsrv_put_be32(n, 1);
+    g_byte_array_append(b, n, 4);
+    nbdsrv_put_be32(n, (uint32_t)strlen(query));
+    g_byte_array_append(b, n, 4);
+    g_byte_array_append(b, (const uint8_t *)query, (guint)strlen(query));
+    return b;
+}
+
+/* A failed NBD_OPT_SET_META_CONTEXT leaves no context selected. */
+static void
+test_raw_meta_reset(void)
+{
+    struct env *e = env_new(false, false);
+    GThread *t;
+    int fd = raw_open(e, &t, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+    g_autoptr(GByteArray) good = raw_meta_payload("img", "base:allocation");
+    g_autoptr(GByteArray) bad = raw_meta_payload("nope", "base:allocation");
+    uint8_t go[4 + 3 + 2], *data;
+    uint32_t len;
+
+    raw_option(fd, NBD_OPT_STRUCTURED_REPLY, NULL, 0);
+    g_assert_cmphex(raw_reply(fd, NBD_OPT_STRUCTURED_REPLY, NULL, NULL), ==, NBD_REP_ACK);
+    raw_option(fd, NBD_OPT_SET_META_CONTEXT, good->data, good->len);
+    g_assert_cmphex(raw_reply(fd, NBD_OPT_SET_META_CONTEXT, &data, &len), ==, NBD_REP_META_CONTEXT);
+    g_assert_cmpuint(nbdsrv_get_be32(data), ==, 1);
+    g_free(data);
+    g_assert_cmphex(raw_reply(fd, NBD_OPT_SET_META_CONTEXT, NULL, NULL), ==, NBD_REP_ACK);
+    raw_option(fd, NBD_OPT_SET_META_CONTEXT, bad->data, bad->len);
+    g_assert_cmphex(raw_reply(fd, NBD_OPT_SET_META_CONTEXT, NULL, NULL), ==, NBD_REP_ERR_UNKNOWN);
+    nbdsrv_put_be32(go, 3);
+    memcpy(go + 4, "img", 3);
+    nbdsrv_put_be16(go + 7, 0);
+    raw_option(fd, NBD_OPT_GO, go, sizeof(go));
+    uint32_t type;
+    while ((type = raw_reply(fd, NBD_OPT_GO, NULL, NULL)) == NBD_REP_INFO)
+        ;
+    g_assert_cmphex(type, ==, NBD_REP_ACK);
+    raw_request(fd, 0, NBD_CMD_BLOCK_STATUS, 9, 0, 4096);
+    uint8_t chunk[NBD_CHUNK_HDR_LEN + 6];
+    g_assert_true(raw_recv(fd, chunk, sizeof(chunk)));
+    g_assert_cmphex(nbdsrv_get_be32(chunk), ==, NBD_STRUCTURED_REPLY_MAGIC);
+    g_assert_cmpuint(nbdsrv_get_be16(chunk + 6), ==, NBD_REPLY_TYPE_ERROR);
+    g_assert_cmpuint(nbdsrv_get_be32(chunk + NBD_CHUNK_HDR_LEN), ==, NBD_EINVAL);
+    raw_close(fd, t);
+    env_free(e);
+}
+
 static void
 test_raw_forced_tls(void)
 {
@@ -892,6 +948,7 @@ main(int argc, char **argv)
     g_test_add_func("/nbd/conn/raw-handshake", test_raw_handshake);
     g_test_add_func("/nbd/conn/raw-transmission", test_raw_transmission);
     g_test_add_func("/nbd/conn/raw-forced-tls", test_raw_forced_tls);
+    g_test_add_func("/nbd/conn/raw-meta-reset", test_raw_meta_reset);
     g_test_add_func("/nbd/conn/shutdown", test_shutdown);
     g_test_add_func("/nbd/conn/handshake-timeout", test_handshake_timeout);
     g_test_add_func("/nbd/conn/quirky-extents", test_quirky_extents);
