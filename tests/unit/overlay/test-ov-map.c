@@ -271,6 +271,23 @@ test_check_header_and_size(struct fx *f, gconstpointer data)
     g_assert_cmpint(ftruncate(fd, (off_t)(h.data_offset + 4096)), ==, 0);
     close(fd);
 
+    /* Open still works on the good copy, flags the short file, and a DATA
+     * granule past the end of the file reads as an error, not as zeros. */
+    g_test_expect_message("ovgate-overlay", G_LOG_LEVEL_WARNING, "*header copy 1 is damaged*");
+    g_test_expect_message("ovgate-overlay", G_LOG_LEVEL_WARNING, "*shorter than its data*");
+    ov = fx_open(f, 0);
+    g_test_assert_expected_messages();
+    {
+        struct ov_overlay_info info;
+        uint8_t b;
+        ov_overlay_get_info(ov, &info);
+        g_assert_true(info.corrupt);
+        g_assert_cmpint(ov_overlay_pread(ov, &b, 1, SIZE - 1), ==, -EIO);
+        g_assert_cmpint(ov_overlay_pread(ov, &b, 1, 100), ==, 0);
+        g_assert_cmpint(b, ==, 1);
+    }
+    ov_overlay_close(ov, NULL);
+
     g_string_truncate(report, 0);
     g_assert_true(ov_overlay_check(f->path, true, report, &clean, &error));
     g_assert_no_error(error);
