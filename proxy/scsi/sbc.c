@@ -501,18 +501,20 @@ sdev_sbc_read_capacity16_exec(struct sdev_req *req)
 {
     struct sdev_lu *lu = req->lu;
     uint64_t n = sdev_lu_nblocks(lu);
-    uint32_t granule = view_get_granule(lu->view);
     uint8_t *buf = sdev_data_in(req, 32, req->cmd->xfer_len);
-    unsigned exp = 0;
 
     sdev_put_be64(buf, n ? n - 1 : 0);
     sdev_put_be32(buf + 8, lu->block_size);
     /* byte 12: P_TYPE/PROT_EN = 0 (no protection information). byte 13:
-     * LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT = log2(granule / block):
-     * writes smaller than a granule cost a read-modify-write. */
-    if (granule > lu->block_size)
-        exp = (unsigned)g_bit_nth_lsf(granule / lu->block_size, -1);
-    buf[13] = (uint8_t)(exp & 0x0f);
+     * LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT = 0: the overlay reads and
+     * writes any single logical block at any alignment (a partial granule is
+     * merged inside the overlay), so a 512-byte write is never torn into a
+     * larger unit the initiator must know about. Provisioning is per granule
+     * (an unmap of part of one writes zeros and the blocks stay mapped); the
+     * granule is advertised where it is the hint initiators use to align:
+     * Block Limits VPD OPTIMAL TRANSFER LENGTH GRANULARITY and OPTIMAL UNMAP
+     * GRANULARITY (docs/scsi.md, "Physical block size"). */
+    buf[13] = 0;
     buf[14] = 0x80 | 0x40; /* LBPME: thin provisioned; LBPRZ: unmapped blocks read zeros */
     return SDEV_SENSE_OK;
 }

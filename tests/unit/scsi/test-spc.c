@@ -79,6 +79,7 @@ test_inquiry_vpd(struct fx *f, gconstpointer d)
     inquiry(f->a, &cmd, true, 0xb0, 255);
     g_assert_cmpuint(cmd.data_in_len, ==, 64);
     g_assert_cmphex(cmd.data_in[4] & 1, ==, 0);                          /* WSNZ */
+    g_assert_cmpuint((cmd.data_in[6] << 8) | cmd.data_in[7], ==, FX_GRANULE / 512); /* OTLG */
     g_assert_cmpuint(fx_be32(cmd.data_in + 8), ==, (32u << 20) / 512);   /* max transfer */
     g_assert_cmpuint(fx_be32(cmd.data_in + 24), ==, 256);                /* max unmap descriptors */
     g_assert_cmpuint(fx_be32(cmd.data_in + 28), ==, FX_GRANULE / 512);   /* unmap granularity */
