@@ -6,6 +6,10 @@
 . "$(dirname "$0")/nbd-lib.sh"
 ovt_require qemu-img nbdcopy nbdinfo iscsi-inq cmp sha256sum
 nbdt_require_python
+if ! qemu-img --help 2>/dev/null | grep -q iscsi; then
+    echo "1..0 # SKIP qemu-img has no iscsi driver (qemu-block-extra)"
+    exit 77
+fi
 plan 8
 IQN=iqn.2026-11.test.cross:pc1
 ovt_init
