@@ -38,6 +38,12 @@ iscsit_task_free(struct iscsit_task *task)
 {
     if (!task)
         return;
+    /* R2Ts still outstanding no longer count against the connection. */
+    for (guint i = 0; task->r2ts && i < task->r2ts->len; i++) {
+        struct iscsit_r2t *r = &g_array_index(task->r2ts, struct iscsit_r2t, i);
+
+        task->conn->solicited -= r->len - r->got;
+    }
     sdev_cmd_clear(&task->cmd);
     g_free(task->buf);
     if (task->r2ts)
@@ -187,6 +193,27 @@ cmd_tx_r2t(struct iscsit_conn *conn, struct iscsit_task *task, struct iscsit_r2t
     iscsit_tx_pdu(conn, &h, NULL, 0, NULL);
 }
 
+/* Store Data-Out bytes at off. The buffer grows with the data that really
+ * arrived (in order: DataPDUInOrder and DataSequenceInOrder are Yes), so
+ * memory follows the bytes received, not the lengths announced. */
+static void
+cmd_buf_put(struct iscsit_task *task, uint32_t off, const uint8_t *data, uint32_t len)
+{
+    uint32_t n, need;
+
+    if (off >= task->want || len == 0)
+        return;
+    n = MIN(len, task->want - off);
+    need = off + n;
+    if (need > task->buf_cap) {
+        uint32_t cap = MAX(need, MIN(task->want, MAX(task->buf_cap * 2, 65536u)));
+
+        task->buf = g_realloc(task->buf, cap);
+        task->buf_cap = cap;
+    }
+    memcpy(task->buf + off, data, n);
+}
+
 /* Send R2Ts as the window allows; run the command once all data is in.
  * Returns true when the task finished (and was removed). */
 static bool
@@ -195,7 +222,8 @@ cmd_progress(struct iscsit_conn *conn, struct iscsit_task *task)
     struct iscsit_params *p = &conn->sess->params;
 
     /* Solicit what unsolicited data does not cover (RFC 7143 §11.8). */
-    while (task->next_r2t_off < task->want && task->r2ts->len < p->max_outstanding_r2t) {
+    while (task->next_r2t_off < task->want && task->r2ts->len < p->max_outstanding_r2t &&
+           conn->solicited < ISCSIT_MAX_SOLICITED) {
         struct iscsit_r2t r = {0};
 
         r.ttt = conn->next_ttt++;
@@ -205,6 +233,7 @@ cmd_progress(struct iscsit_conn *conn, struct iscsit_task *task)
         r.len = MIN(task->want - task->next_r2t_off, p->max_burst_length);
         r.r2tsn = task->r2tsn++;
         task->next_r2t_off += r.len;
+        conn->solicited += r.len;
         g_array_append_val(task->r2ts, r);
         cmd_tx_r2t(conn, task, &r);
     }
@@ -304,7 +333,7 @@ iscsit_rx_scsi_cmd(struct iscsit_conn *conn, const struct iscsit_pdu *pdu)
         return;
     }
     /* A write (W bit): collect immediate + unsolicited + solicited data. */
-    task->buf = task->want ? g_malloc(task->want) : NULL;
+    task->conn = conn;
     task->r2ts = g_array_new(FALSE, FALSE, sizeof(struct iscsit_r2t));
     if (!p->initial_r2t && !(flags & ISCSIT_FLAG_FINAL))
         task->unsol_len = MIN(p->first_burst_length, task->edtl);
@@ -312,8 +341,7 @@ iscsit_rx_scsi_cmd(struct iscsit_conn *conn, const struct iscsit_pdu *pdu)
         task->unsol_len = pdu->data_len;
     if (pdu->data_len > task->unsol_len)
         task->unsol_len = pdu->data_len;
-    if (task->want)
-        memcpy(task->buf, pdu->data, MIN(pdu->data_len, task->want));
+    cmd_buf_put(task, 0, pdu->data, pdu->data_len);
     task->received = pdu->data_len;
     task->unsol_done = task->received >= task->unsol_len;
     task->next_r2t_off = MIN(task->unsol_len, task->want);
@@ -332,6 +360,7 @@ cmd_data_out_error(struct iscsit_conn *conn, const struct iscsit_pdu *pdu, struc
                     conn->peer, task->itt, why);
     iscsit_tx_reject(conn, &pdu->bhs, ISCSIT_REJECT_PROTOCOL);
     g_hash_table_remove(conn->tasks, GUINT_TO_POINTER(task->itt));
+    iscsit_cmd_solicit(conn);
 }
 
 void
@@ -375,13 +404,34 @@ iscsit_rx_data_out(struct iscsit_conn *conn, const struct iscsit_pdu *pdu)
             return cmd_data_out_error(conn, pdu, task, "solicited data out of sequence");
         r->got += len;
         r->data_sn++;
+        conn->solicited -= len;
         if (final != (r->got == r->len))
             return cmd_data_out_error(conn, pdu, task, "F bit does not end the R2T's burst");
         if (final)
             g_array_remove_index(task->r2ts, i - 1);
     }
-    if (off < task->want)
-        memcpy(task->buf + off, pdu->data, MIN(len, task->want - off));
+    cmd_buf_put(task, off, pdu->data, len);
     task->received = MAX(task->received, off + len);
-    cmd_progress(conn, task);
+    if (!cmd_progress(conn, task) && final && ttt != ISCSIT_RSVD_TAG)
+        iscsit_cmd_solicit(conn); /* a burst ended: room for other tasks' R2Ts */
+}
+
+void
+iscsit_cmd_solicit(struct iscsit_conn *conn)
+{
+    g_autoptr(GPtrArray) waiting = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer value;
+
+    /* Tasks that still need R2Ts; none of them can complete here (each
+     * still lacks data), so the table does not change under us. */
+    g_hash_table_iter_init(&it, conn->tasks);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        struct iscsit_task *task = value;
+
+        if (task->next_r2t_off < task->want)
+            g_ptr_array_add(waiting, task);
+    }
+    for (guint i = 0; i < waiting->len && conn->solicited < ISCSIT_MAX_SOLICITED; i++)
+        cmd_progress(conn, waiting->pdata[i]);
 }

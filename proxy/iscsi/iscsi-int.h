@@ -33,6 +33,7 @@
 #define ISCSIT_CMDSN_WINDOW 128u         /* MaxCmdSN = ExpCmdSN + window - 1 */
 #define ISCSIT_MAX_TASK_DATA (64u << 20) /* largest write we buffer for one command */
 #define ISCSIT_TX_FLUSH_BYTES (4u << 20) /* send queued replies beyond this much */
+#define ISCSIT_MAX_SOLICITED (64u << 20) /* R2T'd bytes not yet received, per connection */
 #define ISCSIT_LOGIN_TIMEOUT_S 30
 #define ISCSIT_REINSTATE_WAIT_MS 10000
 
@@ -123,15 +124,17 @@ struct iscsit_r2t {
 };
 
 struct iscsit_task {
+    struct iscsit_conn *conn;
     uint32_t itt;
     uint32_t cmdsn;
     uint64_t lun_raw;
     bool lun_ok;   /* LUN 0: goes to sdev; others: sdev_cmd_exec_no_lun */
     bool parse_ok; /* sdev accepted the CDB: data goes to the device */
     struct sdev_cmd cmd;
-    uint32_t edtl;      /* Expected Data Transfer Length */
-    uint32_t want;      /* bytes of Data-Out we need (<= edtl) */
-    uint8_t *buf;       /* data-out buffer, edtl bytes (owned) */
+    uint32_t edtl; /* Expected Data Transfer Length */
+    uint32_t want; /* bytes of Data-Out we need (<= edtl) */
+    uint8_t *buf;  /* data-out received so far (owned), grows to want */
+    uint32_t buf_cap;
     uint32_t received;  /* bytes received (unsolicited + solicited), in order */
     uint32_t unsol_len; /* bytes the initiator sends without R2T */
     uint32_t unsol_data_sn;
@@ -158,6 +161,7 @@ struct iscsit_conn {
     /* tasks waiting for Data-Out, by ITT */
     GHashTable *tasks;
     uint32_t next_ttt;
+    uint32_t solicited; /* bytes asked for by outstanding R2Ts, not yet received */
     /* NOP-In pings (cfg nop_interval_s / nop_timeout_s) */
     int nop_interval_s;
     int nop_timeout_s;
@@ -232,6 +236,9 @@ void iscsit_send_targets(struct iscsit_conn *conn, const char *value, GString *o
 void iscsit_rx_scsi_cmd(struct iscsit_conn *conn, const struct iscsit_pdu *pdu);
 void iscsit_rx_data_out(struct iscsit_conn *conn, const struct iscsit_pdu *pdu);
 void iscsit_task_free(struct iscsit_task *task);
+/* Send R2Ts for waiting writes while the connection's budget of solicited
+ * bytes (ISCSIT_MAX_SOLICITED) allows. */
+void iscsit_cmd_solicit(struct iscsit_conn *conn);
 
 /* ---- tmf.c ---- */
 void iscsit_rx_tmf(struct iscsit_conn *conn, const struct iscsit_pdu *pdu);

@@ -119,4 +119,5 @@ iscsit_rx_tmf(struct iscsit_conn *conn, const struct iscsit_pdu *pdu)
     memcpy(rsp.b + ISCSIT_OFF_ITT, req->b + ISCSIT_OFF_ITT, 4);
     iscsit_conn_set_sn(conn, &rsp, true);
     iscsit_tx_pdu(conn, &rsp, NULL, 0, NULL);
+    iscsit_cmd_solicit(conn); /* aborted tasks may have freed R2T budget */
 }

@@ -260,6 +260,64 @@ check("reinstatement: the old session's connection is closed", old.closed())
 check("reinstatement: the new session works", new.tur() != 0x18)  # UA allowed, not conflict
 new.close()
 
+# Many large writes at once: R2Ts are rationed by the connection's budget of
+# solicited bytes (64 MiB) and every write still completes.
+c = ir.Conn(PORT)
+st, keys, _ = c.login(INI, TARGET, isid=0x400001370077,
+                      extra=[("MaxBurstLength", "16776192"), ("MaxOutstandingR2T", "16"),
+                             ("ImmediateData", "No")])
+c.tur()
+NW, SZ = 24, 4 << 20
+mrdsl = 262144
+itts = {}
+for i in range(NW):
+    itt = c.next_itt()
+    lba = i * (SZ // 512)
+    cdb = bytes([0x2A, 0]) + lba.to_bytes(4, "big") + bytes([0]) + (SZ // 512).to_bytes(2, "big") + bytes([0])
+    b = ir.bhs(ir.OP_SCSI_CMD, 0xA1, itt=itt, f20=SZ, f24=c.cmdsn, f32=cdb + b"\0" * 6)
+    c.cmdsn += 1
+    c.send(b)
+    itts[itt] = bytes([i + 1]) * SZ
+done = {}
+outstanding_max = 0
+pending = []  # R2Ts received and not yet answered
+
+
+def answer(r2t):
+    itt, ttt, off, ln = r2t.u32(16), r2t.u32(20), r2t.u32(40), r2t.u32(44)
+    for n, pos in enumerate(range(off, off + ln, mrdsl)):
+        chunk = itts[itt][pos:min(pos + mrdsl, off + ln)]
+        d = ir.bhs(ir.OP_DATA_OUT, 0x80 if pos + len(chunk) == off + ln else 0, itt=itt, f20=ttt)
+        d[36:40] = n.to_bytes(4, "big")
+        d[40:44] = pos.to_bytes(4, "big")
+        c.send(d, chunk)
+
+
+while len(done) < NW:
+    # take everything the target sends before answering: that is what it
+    # solicited at once
+    c.sock.settimeout(0.5 if pending else 30)
+    try:
+        p = c.recv()
+    except socket.timeout:
+        outstanding_max = max(outstanding_max, sum(r.u32(44) for r in pending))
+        for r in pending:
+            answer(r)
+        pending = []
+        continue
+    if p.opcode == ir.OP_R2T:
+        pending.append(p)
+    elif p.opcode == ir.OP_SCSI_RSP:
+        done[p.u32(16)] = p.bhs[3]
+c.sock.settimeout(10)
+check("%d concurrent 4 MiB writes all complete GOOD" % NW, all(v == 0 for v in done.values()))
+check("solicited bytes reach but never exceed the 64 MiB budget (max %d MiB)"
+      % (outstanding_max >> 20), 16 << 20 < outstanding_max <= 64 << 20)
+st, _, data = c.scsi([0x28, 0, 0, 0, 0x80 * 0, 0, 0, 0, 8, 0], read_len=4096)
+st2, _, data2 = c.scsi([0x28, 0] + list((23 * (SZ // 512)).to_bytes(4, "big")) + [0, 0, 8, 0], read_len=4096)
+check("their data reads back", st == 0 and data == b"\x01" * 4096 and st2 == 0 and data2 == b"\x18" * 4096)
+c.close()
+
 keeper_alive("everything")
 print("1..%d" % len(results))
 sys.exit(0 if all(results) else 1)

@@ -8,7 +8,7 @@ set -u
 ovt_require python3
 here=$(cd "$(dirname "$0")" && pwd)
 INI=iqn.2026-11.test.negative:pc
-ovt_make_image neg 16
+ovt_make_image neg 128
 ovt_add_client neg-pc neg "$INI"
 ovt_start_daemon || { echo "Bail out! ovgated did not start"; exit 1; }
 timeout 120 python3 "$here/iscsi-negative.py" "$OVT_ISCSI_PORT" "$(ovt_target neg)" "$INI"

@@ -168,7 +168,10 @@ class Conn:
                  ("MaxRecvDataSegmentLength", "262144"), ("InitialR2T", "Yes"),
                  ("ImmediateData", "Yes"), ("MaxBurstLength", "262144"),
                  ("FirstBurstLength", "65536"), ("MaxOutstandingR2T", "1")]
-        keys += list(extra)
+        # extra keys replace defaults of the same name, or are appended
+        extra = list(extra)
+        names = {k for k, _ in extra}
+        keys = [kv for kv in keys if kv[0] not in names] + extra
         status, rkeys, rsp = self.login_pdu(keys, **kw)
         if status == 0 and rsp.bhs[1] & 0x80:
             self.expcmdsn = rsp.u32(28)
