@@ -2,10 +2,10 @@
  * on its base generation, or a read-only view of one generation's base.
  *
  * Locks, outermost first (docs/concurrency.md):
- *   gate (GRWLock)  every I/O holds it shared; view_freeze() holds it
+ *   gate (rwlock)   every I/O holds it shared; view_freeze() holds it
  *                   exclusive from freeze to thaw, so an online reset or
  *                   commit waits for in-flight I/O and holds new I/O back.
- *   caw  (GRWLock)  writers (pwrite, zero) hold it shared, so they run in
+ *   caw  (rwlock)   writers (pwrite, zero) hold it shared, so they run in
  *                   parallel with each other; COMPARE AND WRITE holds it
  *                   exclusive for its read-compare-write, so no other write
  *                   of this view can land between its read and its write
@@ -14,10 +14,19 @@
  * Fields that a swap changes (ov, base, size, granule, generation) are read
  * only under the gate (shared) or while frozen.
  *
+ * Both are pthread rwlocks that prefer writers, not GRWLock: glibc's default
+ * (and so GRWLock) prefers readers, and with several connections of one
+ * client keeping reads in flight back to back a freeze or a COMPARE AND
+ * WRITE would wait forever. Writer preference means a thread must never
+ * take the same lock shared twice (a waiting writer would block the inner
+ * acquisition): no view function calls another one under a lock, and the
+ * block-status callback must not call back into the view.
+ *
  * Counters are relaxed atomics: status wants totals, not a snapshot that is
  * consistent across counters.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "view.h"
@@ -32,8 +41,8 @@ view_error_quark(void)
 
 struct view {
     volatile int refcount;
-    GRWLock gate;
-    GRWLock caw;
+    pthread_rwlock_t gate;
+    pthread_rwlock_t caw;
     struct ov_overlay *ov; /* NULL for an image view */
     struct ov_base *base;  /* borrowed from ov, or our reference for an image view */
     char *client;
@@ -44,6 +53,36 @@ struct view {
     uint8_t disk_id[16];
     struct view_stats stats;
 };
+
+static void
+view_rwlock_init(pthread_rwlock_t *lock)
+{
+    pthread_rwlockattr_t attr;
+
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+}
+
+/* These cannot fail for a valid, initialised lock used as documented. */
+static void
+view_rdlock(pthread_rwlock_t *lock)
+{
+    pthread_rwlock_rdlock(lock);
+}
+
+static void
+view_wrlock(pthread_rwlock_t *lock)
+{
+    pthread_rwlock_wrlock(lock);
+}
+
+static void
+view_unlock(pthread_rwlock_t *lock)
+{
+    pthread_rwlock_unlock(lock);
+}
 
 static void
 view_stat_add(uint64_t *counter, uint64_t n)
@@ -90,8 +129,8 @@ view_alloc(const char *client, const char *image)
     struct view *view = g_new0(struct view, 1);
 
     view->refcount = 1;
-    g_rw_lock_init(&view->gate);
-    g_rw_lock_init(&view->caw);
+    view_rwlock_init(&view->gate);
+    view_rwlock_init(&view->caw);
     view->client = g_strdup(client);
     view->image = g_strdup(image);
     view_compute_disk_id(view);
@@ -138,8 +177,8 @@ view_unref(struct view *view)
     } else {
         ov_base_unref(view->base);
     }
-    g_rw_lock_clear(&view->gate);
-    g_rw_lock_clear(&view->caw);
+    pthread_rwlock_destroy(&view->gate);
+    pthread_rwlock_destroy(&view->caw);
     g_free(view->client);
     g_free(view->image);
     g_free(view);
@@ -150,9 +189,9 @@ view_get_size(struct view *view)
 {
     uint64_t size;
 
-    g_rw_lock_reader_lock(&view->gate);
+    view_rdlock(&view->gate);
     size = view->size;
-    g_rw_lock_reader_unlock(&view->gate);
+    view_unlock(&view->gate);
     return size;
 }
 
@@ -167,9 +206,9 @@ view_get_granule(struct view *view)
 {
     uint32_t g;
 
-    g_rw_lock_reader_lock(&view->gate);
+    view_rdlock(&view->gate);
     g = view->granule;
-    g_rw_lock_reader_unlock(&view->gate);
+    view_unlock(&view->gate);
     return g;
 }
 
@@ -190,9 +229,9 @@ view_get_generation(struct view *view)
 {
     uint32_t g;
 
-    g_rw_lock_reader_lock(&view->gate);
+    view_rdlock(&view->gate);
     g = view->generation;
-    g_rw_lock_reader_unlock(&view->gate);
+    view_unlock(&view->gate);
     return g;
 }
 
@@ -229,7 +268,7 @@ view_pread(struct view *view, void *buf, size_t len, uint64_t offset)
 {
     int rc;
 
-    g_rw_lock_reader_lock(&view->gate);
+    view_rdlock(&view->gate);
     if (view_detached(view))
         rc = -EIO;
     else if (!view_range_ok(view, offset, len))
@@ -238,7 +277,7 @@ view_pread(struct view *view, void *buf, size_t len, uint64_t offset)
         rc = ov_overlay_pread(view->ov, buf, len, offset);
     else
         rc = len == 0 ? 0 : ov_base_pread(view->base, buf, len, offset);
-    g_rw_lock_reader_unlock(&view->gate);
+    view_unlock(&view->gate);
     view_stat_add(&view->stats.read_ops, 1);
     if (rc == 0)
         view_stat_add(&view->stats.read_bytes, len);
@@ -256,7 +295,7 @@ view_pwrite(struct view *view, const void *buf, size_t len, uint64_t offset, uns
 {
     int rc;
 
-    g_rw_lock_reader_lock(&view->gate);
+    view_rdlock(&view->gate);
     if (view_detached(view)) {
         rc = -EIO;
     } else if (view->ov == NULL) {
@@ -264,11 +303,11 @@ view_pwrite(struct view *view, const void *buf, size_t len, uint64_t offset, uns
     } else if (!view_range_ok(view, offset, len)) {
         rc = -EINVAL;
     } else {
-        g_rw_lock_reader_lock(&view->caw);
+        view_rdlock(&view->caw);
         rc = ov_overlay_pwrite(view->ov, buf, len, offset, view_ov_flags(flags));
-        g_rw_lock_reader_unlock(&view->caw);
+        view_unlock(&view->caw);
     }
-    g_rw_lock_reader_unlock(&view->gate);
+    view_unlock(&view->gate);
     view_stat_add(&view->stats.write_ops, 1);
     if (rc == 0)
         view_stat_add(&view->stats.write_bytes, len);
@@ -283,7 +322,7 @@ view_zero(struct view *view, uint64_t offset, uint64_t len, unsigned flags)
     /* VIEW_NO_UNMAP needs no special path: the overlay's ZERO state reads as
      * zeros and a later write allocates, which is what NO_HOLE promises to
      * the client (reads return zeros); it only wants no error. */
-    g_rw_lock_reader_lock(&view->gate);
+    view_rdlock(&view->gate);
     if (view_detached(view)) {
         rc = -EIO;
     } else if (view->ov == NULL) {
@@ -291,11 +330,11 @@ view_zero(struct view *view, uint64_t offset, uint64_t len, unsigned flags)
     } else if (!view_range_ok(view, offset, len)) {
         rc = -EINVAL;
     } else {
-        g_rw_lock_reader_lock(&view->caw);
+        view_rdlock(&view->caw);
         rc = ov_overlay_zero(view->ov, offset, len, view_ov_flags(flags));
-        g_rw_lock_reader_unlock(&view->caw);
+        view_unlock(&view->caw);
     }
-    g_rw_lock_reader_unlock(&view->gate);
+    view_unlock(&view->gate);
     view_stat_add(&view->stats.zero_ops, 1);
     if (rc == 0)
         view_stat_add(&view->stats.zero_bytes, len);
@@ -307,12 +346,12 @@ view_flush(struct view *view)
 {
     int rc = 0;
 
-    g_rw_lock_reader_lock(&view->gate);
+    view_rdlock(&view->gate);
     if (view_detached(view))
         rc = -EIO;
     else if (view->ov != NULL)
         rc = ov_overlay_flush(view->ov);
-    g_rw_lock_reader_unlock(&view->gate);
+    view_unlock(&view->gate);
     view_stat_add(&view->stats.flush_ops, 1);
     return view_count(view, rc);
 }
@@ -324,7 +363,7 @@ view_compare_and_write(struct view *view, const void *cmp, const void *data, siz
     g_autofree uint8_t *cur = NULL;
     int rc;
 
-    g_rw_lock_reader_lock(&view->gate);
+    view_rdlock(&view->gate);
     if (view_detached(view)) {
         rc = -EIO;
     } else if (view->ov == NULL) {
@@ -336,7 +375,7 @@ view_compare_and_write(struct view *view, const void *cmp, const void *data, siz
         goto out;
     }
     cur = g_malloc(len > 0 ? len : 1);
-    g_rw_lock_writer_lock(&view->caw);
+    view_wrlock(&view->caw);
     rc = ov_overlay_pread(view->ov, cur, len, offset);
     if (rc == 0) {
         const uint8_t *want = cmp;
@@ -351,9 +390,9 @@ view_compare_and_write(struct view *view, const void *cmp, const void *data, siz
     }
     if (rc == 0)
         rc = ov_overlay_pwrite(view->ov, data, len, offset, view_ov_flags(flags));
-    g_rw_lock_writer_unlock(&view->caw);
+    view_unlock(&view->caw);
 out:
-    g_rw_lock_reader_unlock(&view->gate);
+    view_unlock(&view->gate);
     view_stat_add(&view->stats.read_ops, 1);
     view_stat_add(&view->stats.write_ops, 1);
     if (rc == 0) {
@@ -427,7 +466,7 @@ view_block_status(struct view *view, uint64_t offset, uint64_t length, bool base
     struct view_bs_ctx ctx = {view, base_detail, fn, user_data, false, 0};
     int rc;
 
-    g_rw_lock_reader_lock(&view->gate);
+    view_rdlock(&view->gate);
     if (view_detached(view))
         rc = -EIO;
     else if (!view_range_ok(view, offset, length))
@@ -440,7 +479,7 @@ view_block_status(struct view *view, uint64_t offset, uint64_t length, bool base
         view_bs_emit_base(&ctx, offset, length);
         rc = 0;
     }
-    g_rw_lock_reader_unlock(&view->gate);
+    view_unlock(&view->gate);
     if (rc == 0)
         rc = ctx.rc;
     return view_count(view, rc);
@@ -453,7 +492,7 @@ view_freeze(struct view *view)
 {
     int rc = 0;
 
-    g_rw_lock_writer_lock(&view->gate);
+    view_wrlock(&view->gate);
     /* Our own flush, not view_flush(): the gate is ours exclusively now. */
     if (view->ov != NULL)
         rc = ov_overlay_flush(view->ov);
@@ -479,7 +518,7 @@ view_swap_overlay(struct view *view, struct ov_overlay *ov_take, struct ov_overl
 void
 view_thaw(struct view *view)
 {
-    g_rw_lock_writer_unlock(&view->gate);
+    view_unlock(&view->gate);
 }
 
 struct ov_overlay *

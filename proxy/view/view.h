@@ -9,8 +9,9 @@
  * Freeze and swap: view_freeze() waits for in-flight I/O to drain and holds
  * new I/O back until view_thaw(); while frozen the owner may view_swap_overlay()
  * (online reset / commit moves a client onto a new overlay without ending its
- * sessions). The gate is a per-view GRWLock: I/O takes it shared, freeze takes
- * it exclusive. There is no global lock on the data path.
+ * sessions). The gate is a per-view reader/writer lock: I/O takes it shared, freeze takes
+ * it exclusive (writer-preferring: a waiting freeze holds new I/O back, so it
+ * cannot starve). There is no global lock on the data path.
  *
  * Data-path calls return 0 or -errno. Ranges are checked by the caller against
  * view_get_size(); the view checks again and returns -EINVAL for a bad range.
