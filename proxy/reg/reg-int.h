@@ -46,7 +46,8 @@ struct reg_attach {
     reg_kick_fn kick;
     void *kick_data;
     gint64 since;
-    int kicking; /* kick callbacks in progress; detach waits for 0 */
+    int kicking;     /* kick callbacks in progress; detach waits for 0 */
+    uint64_t serial; /* unique per attach: a kicked session is recognised by it */
 };
 
 /* The base cache: one ov_base per generation, shared by every view. Owned by
@@ -64,6 +65,7 @@ struct reg {
     GHashTable *disks; /* key -> struct reg_disk * */
     struct reg_bases *bases;
     GMutex enroll_lock; /* serialises auto-enrolment */
+    uint64_t next_serial;
 };
 
 /* reg-ops.c */
@@ -81,7 +83,9 @@ void reg_disk_remove(struct reg *reg, struct reg_disk *disk);
 struct reg_disk *reg_disk_new(const char *key, const char *client, const char *image,
                               enum reg_disk_state state);
 /* Kick every attach of disk; called and returns with reg->lock held (drops
- * it while the callbacks run). Returns how many were kicked. */
-int reg_disk_kick_locked(struct reg *reg, struct reg_disk *disk, const char *reason);
+ * it while the callbacks run). Returns how many were kicked; their serials
+ * are appended to kicked (if not NULL). */
+int reg_disk_kick_locked(struct reg *reg, struct reg_disk *disk, const char *reason,
+                         GArray *kicked);
 /* Map a store error to a registry error. Takes ownership of src. */
 void reg_propagate_store_error(GError **dest, GError *src, const char *what);

@@ -208,6 +208,7 @@ reg_attach_new(struct reg *reg, struct reg_disk *disk, const struct reg_attach_p
     a->kick = params->kick;
     a->kick_data = params->kick_data;
     a->since = g_get_real_time() / G_USEC_PER_SEC;
+    a->serial = ++reg->next_serial;
     g_ptr_array_add(disk->attaches, a);
     return a;
 }
@@ -318,6 +319,7 @@ reg_detach(struct reg_attach *a)
     while (a->kicking > 0)
         g_cond_wait(&reg->changed, &reg->lock);
     g_ptr_array_remove(disk->attaches, a);
+    g_cond_broadcast(&reg->changed); /* a kick may be waiting for this session */
     /* An operation in progress holds its own references and closes nothing. */
     while (disk->attaches->len == 0 && disk->op_running)
         g_cond_wait(&reg->changed, &reg->lock);
@@ -363,7 +365,7 @@ reg_attach_get_client(struct reg_attach *a)
 /* --- kick --- */
 
 int
-reg_disk_kick_locked(struct reg *reg, struct reg_disk *disk, const char *reason)
+reg_disk_kick_locked(struct reg *reg, struct reg_disk *disk, const char *reason, GArray *kicked)
 {
     g_autoptr(GPtrArray) list = g_ptr_array_new();
     int n = 0;
@@ -373,6 +375,8 @@ reg_disk_kick_locked(struct reg *reg, struct reg_disk *disk, const char *reason)
         if (a->kick != NULL) {
             a->kicking++;
             g_ptr_array_add(list, a);
+            if (kicked != NULL)
+                g_array_append_val(kicked, a->serial);
         }
     }
     g_mutex_unlock(&reg->lock);
@@ -391,19 +395,41 @@ reg_disk_kick_locked(struct reg *reg, struct reg_disk *disk, const char *reason)
     return n;
 }
 
+/* Whether the kick is complete: every kicked session has detached, and the
+ * disk is closed, or open again only for sessions that started since (an
+ * initiator that logs straight back in). */
+static bool
+reg_kick_done(struct reg *reg, const char *client, GArray *kicked)
+{
+    struct reg_disk *disk = g_hash_table_lookup(reg->disks, client);
+
+    if (disk == NULL)
+        return true;
+    if (disk->state != REG_DISK_OPEN)
+        return false;
+    for (guint i = 0; i < disk->attaches->len; i++) {
+        struct reg_attach *a = g_ptr_array_index(disk->attaches, i);
+        for (guint k = 0; k < kicked->len; k++)
+            if (a->serial == g_array_index(kicked, uint64_t, k))
+                return false;
+    }
+    return true;
+}
+
 int
 reg_kick_client(struct reg *reg, const char *client, const char *reason, bool wait, int timeout_ms)
 {
     gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+    g_autoptr(GArray) kicked = g_array_new(FALSE, FALSE, sizeof(uint64_t));
     struct reg_disk *disk;
     int n = 0;
 
     g_mutex_lock(&reg->lock);
     disk = g_hash_table_lookup(reg->disks, client);
     if (disk != NULL && disk->state == REG_DISK_OPEN)
-        n = reg_disk_kick_locked(reg, disk, reason);
+        n = reg_disk_kick_locked(reg, disk, reason, kicked);
     /* The disk pointer may be gone now; look it up again while waiting. */
-    while (wait && n > 0 && g_hash_table_contains(reg->disks, client)) {
+    while (wait && n > 0 && !reg_kick_done(reg, client, kicked)) {
         if (!g_cond_wait_until(&reg->changed, &reg->lock, deadline)) {
             g_warning("sessions of %s did not end within %d ms", client, timeout_ms);
             break;

@@ -260,6 +260,55 @@ kick_cb(void *user_data, const char *reason)
         k->detacher = g_thread_new("detach", detacher_thread, k);
 }
 
+/* A kicked initiator that logs straight back in: the kick is complete once
+ * the old session detached; it must not wait for a disk close that never
+ * comes. */
+struct reconnect {
+    struct reg *reg;
+    struct reg_attach *old;
+    struct reg_attach *fresh;
+    GThread *thread;
+};
+
+static gpointer
+reconnect_thread(gpointer data)
+{
+    struct reconnect *r = data;
+    struct reg_attach_params p = params(REG_PROTO_ISCSI, NULL, NULL);
+
+    r->fresh = reg_attach_client(r->reg, "pc01", &p, NULL);
+    g_usleep(20 * 1000);
+    reg_detach(r->old);
+    return NULL;
+}
+
+static void
+reconnect_kick_cb(void *user_data, const char *reason)
+{
+    struct reconnect *r = user_data;
+
+    r->thread = g_thread_new("reconnect", reconnect_thread, r);
+}
+
+static void
+test_kick_reconnect(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    struct reconnect r = {f->reg, NULL, NULL, NULL};
+    struct reg_attach_params p = params(REG_PROTO_ISCSI, reconnect_kick_cb, &r);
+    gint64 start;
+
+    r.old = reg_attach_client(f->reg, "pc01", &p, &err);
+    g_assert_no_error(err);
+    start = g_get_monotonic_time();
+    g_assert_cmpint(reg_kick_client(f->reg, "pc01", "test", true, 5000), ==, 1);
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 3 * G_USEC_PER_SEC);
+    g_thread_join(r.thread);
+    g_assert_nonnull(r.fresh);
+    g_assert_nonnull(reg_attach_get_view(r.fresh));
+    reg_detach(r.fresh);
+}
+
 static void
 test_kick(struct fixture *f, gconstpointer data)
 {
@@ -421,6 +470,7 @@ main(int argc, char **argv)
     ADD("/reg/attach-image", test_attach_image);
     ADD("/reg/image-recreated", test_image_recreated);
     ADD("/reg/kick-wait", test_kick);
+    ADD("/reg/kick-reconnect", test_kick_reconnect);
     ADD("/reg/online-reset", test_online_reset);
     ADD("/reg/online-commit", test_online_commit);
     ADD("/reg/offline-reset-commit", test_offline_ops);
