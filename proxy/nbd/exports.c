@@ -182,9 +182,9 @@ export_from_view(const char *name, struct reg_attach *attach)
     exp->disk = view;
     exp->priv = attach;
     if (client)
-        exp->description = g_strdup_printf("ovgate disk of client %s: image %s generation %u + "
-                                           "overlay",
-                                           client, view_get_image(view), view_get_generation(view));
+        exp->description =
+            g_strdup_printf("ovgate disk of client %s: image %s generation %u + overlay", client,
+                            view_get_image(view), view_get_generation(view));
     else
         exp->description = g_strdup_printf("ovgate image %s generation %u (read-only)",
                                            view_get_image(view), view_get_generation(view));
