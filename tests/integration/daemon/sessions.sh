@@ -3,10 +3,11 @@
 # an online commit leaves it running on the new generation with the same
 # bytes; reset is refused while it is connected and ends its session with force;
 # kick ends it; a client whose store entry disappears loses its session at
-# the next rescan.
+# the next rescan; a forced reset of an iSCSI initiator that logs straight
+# back in resets it under its new session.
 . "$OVT_LIB"
-ovt_require python3 nbdsh
-plan 15
+ovt_require python3 nbdsh qemu-io
+plan 18
 ovt_make_image lab 8 || { not_ok "image created"; ovt_done; }
 ovt_add_client pc01 lab iqn.2026-11.test:pc01 || { not_ok "client pc01"; ovt_done; }
 ovt_start_daemon || { not_ok "daemon started"; ovt_done; }
@@ -79,5 +80,24 @@ ovt_check "NBD client reconnected" holder_start
 mv "$OVT_STORE/clients/pc01" "$OVT_DIR/pc01.moved"
 ovt_check "removed client's session ends at the next rescan" holder_ended
 mv "$OVT_DIR/pc01.moved" "$OVT_STORE/clients/pc01"
+
+# iSCSI: QEMU's initiator logs straight back in after its session is ended.
+# A forced reset must still happen (under the new session, which sees the
+# empty overlay) and must not wait out its timeout.
+qemu-io --image-opts "driver=raw,file.driver=iscsi,file.transport=tcp,file.portal=127.0.0.1:$OVT_ISCSI_PORT,file.target=$(ovt_target lab),file.lun=0,file.initiator-name=iqn.2026-11.test:pc01" \
+    -c 'write -P 0x33 0 4k' -c 'sleep 3000' -c 'read -P 0 0 4k' >"$OVT_DIR/qemu-io.out" 2>&1 &
+qio=$!
+ovt_on_exit "kill $qio 2>/dev/null"
+for _ in $(seq 100); do grep -q '^wrote' "$OVT_DIR/qemu-io.out" && break; sleep 0.1; done
+start=$(date +%s)
+check "forced reset of a connected iSCSI client" \
+    "$(ovt_ctl '{"cmd":"reset","client":"pc01","force":true}')" 'r["ok"]'
+ovt_check "... without waiting for a disk close that never comes" test $(($(date +%s) - start)) -lt 10
+wait "$qio"
+read_zeros() {
+    grep -q '^read 4096/4096' "$OVT_DIR/qemu-io.out" &&
+        ! grep -q 'verification failed' "$OVT_DIR/qemu-io.out"
+}
+ovt_check "the initiator logged back in and reads the reset (zeroed) disk" read_zeros
 ovt_check "daemon stops cleanly" ovt_stop_daemon
 ovt_done
