@@ -289,6 +289,10 @@ reg_op_offline(struct reg *reg, enum reg_op op, const char *client, uint32_t *ne
     g_hash_table_insert(reg->disks, disk->key, disk);
     g_mutex_unlock(&reg->lock);
     ok = reg_store_op(reg, op, client, NULL, new_generation, error);
+    if (ok && op == REG_OP_RESET)
+        g_message("client %s reset (not connected)", client);
+    else if (ok)
+        g_message("client %s committed as generation %u (not connected)", client, *new_generation);
     g_mutex_lock(&reg->lock);
     reg_disk_remove(reg, disk);
     return ok;
