@@ -99,6 +99,7 @@ struct scale_opts {
     char *make_base;
     gboolean verify_only;
     int name_shift;
+    int rounds;
 };
 
 struct scale_sess {
@@ -111,6 +112,7 @@ struct scale_sess {
     uint32_t lb_size; /* iSCSI logical block size */
     unsigned inflight;
     enum scale_phase phase; /* the phase this thread is in */
+    uint32_t round;         /* the round this thread writes or verifies */
     unsigned long ops[SCALE_PHASE_COUNT];
     bool failed;
     char err[320];
@@ -120,7 +122,8 @@ struct scale_sess {
 struct scale_io {
     struct scale_sess *s;
     uint64_t block;
-    uint32_t expect_owner; /* for reads */
+    uint32_t owner; /* the owner and round written, or expected by a read */
+    uint32_t round;
     bool is_read;
     uint8_t buf[SCALE_BLOCK];
 };
@@ -133,6 +136,7 @@ static struct scale_opts scale_o = {
     .shared = 32,
     .priv = 16,
     .qd = 8,
+    .rounds = 2,
     .timeout = 100,
     .hold_timeout = 60,
 };
@@ -182,16 +186,18 @@ scale_get_le(const uint8_t *p, unsigned n)
     return v;
 }
 
-/* The 4 KiB that OWNER writes at BLOCK: magic, owner, block, then filler
- * that depends on both (xorshift64), so a block moved or mixed is seen. */
+/* The 4 KiB that OWNER writes at BLOCK in ROUND (0 for the base image):
+ * magic, owner, block, round, then filler that depends on all three
+ * (xorshift64), so a block moved, mixed or stale is seen. */
 static void
-scale_fill(uint8_t *buf, uint32_t owner, uint64_t block)
+scale_fill(uint8_t *buf, uint32_t owner, uint32_t round, uint64_t block)
 {
     memcpy(buf, SCALE_MAGIC, 8);
     scale_put_le(buf + 8, owner, 4);
     scale_put_le(buf + 12, block, 8);
-    memset(buf + 20, 0, 4);
-    uint64_t x = ((uint64_t)owner + 1) * 0x9e3779b97f4a7c15ull ^ (block + 1) * 0xbf58476d1ce4e5b9ull;
+    scale_put_le(buf + 20, round, 4);
+    uint64_t x = ((uint64_t)owner + 1) * 0x9e3779b97f4a7c15ull ^
+                 (block + 1) * 0xbf58476d1ce4e5b9ull ^ ((uint64_t)round << 40);
     for (unsigned off = 24; off < SCALE_BLOCK; off += 8) {
         x ^= x << 13;
         x ^= x >> 7;
@@ -200,13 +206,14 @@ scale_fill(uint8_t *buf, uint32_t owner, uint64_t block)
     }
 }
 
-/* Compare a block read back with what OWNER wrote there; on mismatch say
- * whose block it looks like. */
+/* Compare a block read back with what OWNER wrote there in ROUND; on
+ * mismatch say whose block it looks like. */
 static void
-scale_check(struct scale_sess *s, const uint8_t *got, uint32_t owner, uint64_t block)
+scale_check(struct scale_sess *s, const uint8_t *got, uint32_t owner, uint32_t round,
+            uint64_t block)
 {
     uint8_t want[SCALE_BLOCK];
-    scale_fill(want, owner, block);
+    scale_fill(want, owner, round, block);
     if (memcmp(got, want, SCALE_BLOCK) == 0)
         return;
     if (memcmp(got, SCALE_MAGIC, 8) != 0) {
@@ -215,17 +222,21 @@ scale_check(struct scale_sess *s, const uint8_t *got, uint32_t owner, uint64_t b
         return;
     }
     uint32_t saw = (uint32_t)scale_get_le(got + 8, 4);
-    const char *what = "";
+    uint32_t saw_round = (uint32_t)scale_get_le(got + 20, 4);
+    const char *what = ": CORRUPT";
     if (saw != SCALE_OWNER_BASE && saw != s->index)
         what = ": ISOLATION BROKEN (another session's data)";
     else if (saw == SCALE_OWNER_BASE && owner != SCALE_OWNER_BASE)
         what = ": WRITE LOST";
+    else if (saw == owner && saw_round < round)
+        what = ": STALE (an older round's write)";
     scale_fail(s,
-               "block %" PRIu64 ": expected owner %" PRId64 ", read a block of owner %" PRId64
-               " for block %" PRIu64 " (-1 = base image)%s",
-               block, owner == SCALE_OWNER_BASE ? (int64_t)-1 : (int64_t)owner,
-               saw == SCALE_OWNER_BASE ? (int64_t)-1 : (int64_t)saw, scale_get_le(got + 12, 8),
-               what);
+               "block %" PRIu64 ": expected owner %" PRId64 " round %" PRIu32
+               ", read owner %" PRId64 " round %" PRIu32 " block %" PRIu64
+               " (owner -1 = base image)%s",
+               block, owner == SCALE_OWNER_BASE ? (int64_t)-1 : (int64_t)owner, round,
+               saw == SCALE_OWNER_BASE ? (int64_t)-1 : (int64_t)saw, saw_round,
+               scale_get_le(got + 12, 8), what);
 }
 
 static uint64_t
@@ -259,7 +270,7 @@ scale_iscsi_done(struct iscsi_context *iscsi, int status, void *command_data, vo
             scale_fail(s, "READ(16) of block %" PRIu64 " returned %d bytes", io->block,
                        task->datain.size);
         else
-            scale_check(s, task->datain.data, io->expect_owner, io->block);
+            scale_check(s, task->datain.data, io->owner, io->round, io->block);
     }
     s->ops[s->phase]++;
     if (task)
@@ -368,7 +379,7 @@ scale_nbd_done(void *user_data, int *error)
         scale_fail(s, "NBD %s of block %" PRIu64 " failed: %s", io->is_read ? "read" : "write",
                    io->block, g_strerror(*error));
     else if (io->is_read)
-        scale_check(s, io->buf, io->expect_owner, io->block);
+        scale_check(s, io->buf, io->owner, io->round, io->block);
     return 1; /* retire the command */
 }
 
@@ -442,10 +453,11 @@ scale_drain(struct scale_sess *s, unsigned max)
         scale_nbd_drain(s, max);
 }
 
-/* Queue one read (checked against OWNER) or one write of BLOCK, keeping at
- * most --qd commands in flight. */
+/* Queue one read (checked against OWNER's ROUND) or one write of BLOCK,
+ * keeping at most --qd commands in flight. */
 static void
-scale_io(struct scale_sess *s, bool is_read, uint64_t block, uint32_t owner, bool fua)
+scale_io(struct scale_sess *s, bool is_read, uint64_t block, uint32_t owner, uint32_t round,
+         bool fua)
 {
     if (s->failed)
         return;
@@ -456,9 +468,10 @@ scale_io(struct scale_sess *s, bool is_read, uint64_t block, uint32_t owner, boo
     io->s = s;
     io->block = block;
     io->is_read = is_read;
-    io->expect_owner = owner;
+    io->owner = owner;
+    io->round = round;
     if (!is_read)
-        scale_fill(io->buf, owner, block);
+        scale_fill(io->buf, owner, round, block);
     if (s->proto == SCALE_ISCSI)
         scale_iscsi_submit(s, io, fua);
     else
@@ -470,9 +483,9 @@ scale_sess_write(struct scale_sess *s)
 {
     unsigned n = 0;
     for (unsigned k = 0; k < (unsigned)scale_o.shared; k++, n++)
-        scale_io(s, false, scale_shared_block(k), s->index, n % 4 == 3);
+        scale_io(s, false, scale_shared_block(k), s->index, s->round, n % 4 == 3);
     for (unsigned k = 0; k < (unsigned)scale_o.priv; k++, n++)
-        scale_io(s, false, scale_private_block(s->index, k), s->index, n % 4 == 3);
+        scale_io(s, false, scale_private_block(s->index, k), s->index, s->round, n % 4 == 3);
     scale_drain(s, 0);
 }
 
@@ -482,14 +495,14 @@ scale_sess_verify(struct scale_sess *s)
     unsigned others[3] = {(s->index + 1) % s->total, (s->index + s->total / 2) % s->total,
                           s->total /* a session that does not exist */};
     for (unsigned k = 0; k < (unsigned)scale_o.shared; k++)
-        scale_io(s, true, scale_shared_block(k), s->index, false);
+        scale_io(s, true, scale_shared_block(k), s->index, s->round, false);
     for (unsigned k = 0; k < (unsigned)scale_o.priv; k++)
-        scale_io(s, true, scale_private_block(s->index, k), s->index, false);
+        scale_io(s, true, scale_private_block(s->index, k), s->index, s->round, false);
     for (unsigned j = 0; j < G_N_ELEMENTS(others); j++) {
         if (others[j] == s->index)
             continue;
         for (unsigned k = 0; k < (unsigned)scale_o.priv; k++)
-            scale_io(s, true, scale_private_block(others[j], k), SCALE_OWNER_BASE, false);
+            scale_io(s, true, scale_private_block(others[j], k), SCALE_OWNER_BASE, 0, false);
     }
     scale_drain(s, 0);
 }
@@ -511,6 +524,13 @@ scale_sess_close(struct scale_sess *s)
     }
 }
 
+/* Write-flush-verify rounds; one verify pass with --verify-only. */
+static unsigned
+scale_passes(void)
+{
+    return scale_o.verify_only ? 1 : (unsigned)scale_o.rounds;
+}
+
 static void *
 scale_sess_main(void *arg)
 {
@@ -521,21 +541,26 @@ scale_sess_main(void *arg)
     else
         scale_nbd_connect(s);
     pthread_barrier_wait(&scale_barrier); /* end of connect */
-    s->phase = SCALE_PHASE_WRITE;
-    if (!scale_o.verify_only)
-        scale_sess_write(s);
-    pthread_barrier_wait(&scale_barrier); /* end of write */
-    s->phase = SCALE_PHASE_FLUSH;
-    if (!scale_o.verify_only && !s->failed) {
-        if (s->proto == SCALE_ISCSI)
-            scale_iscsi_flush(s);
-        else
-            scale_nbd_flush(s);
+    for (unsigned r = 1; r <= scale_passes(); r++) {
+        /* --verify-only checks what the last round of an earlier run wrote. */
+        s->round = scale_o.verify_only ? (uint32_t)scale_o.rounds : r;
+        if (!scale_o.verify_only) {
+            s->phase = SCALE_PHASE_WRITE;
+            scale_sess_write(s);
+            pthread_barrier_wait(&scale_barrier); /* end of write */
+            s->phase = SCALE_PHASE_FLUSH;
+            if (!s->failed) {
+                if (s->proto == SCALE_ISCSI)
+                    scale_iscsi_flush(s);
+                else
+                    scale_nbd_flush(s);
+            }
+            pthread_barrier_wait(&scale_barrier); /* end of flush */
+        }
+        s->phase = SCALE_PHASE_VERIFY;
+        scale_sess_verify(s);
+        pthread_barrier_wait(&scale_barrier); /* end of verify */
     }
-    pthread_barrier_wait(&scale_barrier); /* end of flush */
-    s->phase = SCALE_PHASE_VERIFY;
-    scale_sess_verify(s);
-    pthread_barrier_wait(&scale_barrier); /* end of verify */
     pthread_barrier_wait(&scale_barrier); /* end of hold */
     s->phase = SCALE_PHASE_DISCONNECT;
     scale_sess_close(s);
@@ -567,7 +592,7 @@ scale_make_base(const char *path)
     }
     uint64_t n = ((uint64_t)scale_o.disk_mib << 20) / SCALE_BLOCK;
     for (uint64_t b = 0; b < n; b++) {
-        scale_fill(buf, SCALE_OWNER_BASE, b);
+        scale_fill(buf, SCALE_OWNER_BASE, 0, b);
         if (pwrite(fd, buf, SCALE_BLOCK, (off_t)(b * SCALE_BLOCK)) != (ssize_t)SCALE_BLOCK) {
             fprintf(stderr, "scale-client: writing %s: %s\n", path, g_strerror(errno));
             close(fd);
@@ -618,6 +643,8 @@ scale_parse(int argc, char **argv)
         {"shared", 0, 0, G_OPTION_ARG_INT, &scale_o.shared, "Blocks all sessions write (32)", "N"},
         {"private", 0, 0, G_OPTION_ARG_INT, &scale_o.priv, "Blocks per session (16)", "N"},
         {"qd", 0, 0, G_OPTION_ARG_INT, &scale_o.qd, "Commands in flight per session (8)", "N"},
+        {"rounds", 0, 0, G_OPTION_ARG_INT, &scale_o.rounds,
+         "Write-flush-verify rounds, each overwriting the last (2)", "N"},
         {"timeout", 0, 0, G_OPTION_ARG_INT, &scale_o.timeout, "Watchdog (100 s)", "S"},
         {"hold-timeout", 0, 0, G_OPTION_ARG_INT, &scale_o.hold_timeout, "Wait for --go-file",
          "S"},
@@ -652,6 +679,7 @@ scale_parse(int argc, char **argv)
     scale_half = ((uint64_t)scale_o.disk_mib << 20) / SCALE_BLOCK / 2;
     if (scale_o.n_iscsi < 0 || scale_o.n_nbd < 0 || total < 2 || total > SCALE_MAX_SESSIONS ||
         scale_o.shared < 1 || scale_o.priv < 1 || scale_o.qd < 1 || scale_o.qd > 128 ||
+        scale_o.rounds < 1 || scale_o.rounds > 1000 ||
         scale_o.timeout < 1 || scale_o.hold_timeout < 1 || scale_o.name_shift < 0) {
         fprintf(stderr, "scale-client: bad counts (2..%u sessions, qd 1..128)\n",
                 SCALE_MAX_SESSIONS);
@@ -674,14 +702,18 @@ scale_parse(int argc, char **argv)
 }
 
 static void
-scale_report(enum scale_phase p, double secs, unsigned long ops)
+scale_report(enum scale_phase p, unsigned round, double secs, unsigned long ops)
 {
-    if (ops)
-        printf("# phase %-10s %8.3f s  %6lu commands  %9.0f commands/s\n", scale_phase_names[p],
-               secs, ops, secs > 0 ? (double)ops / secs : 0.0);
+    g_autofree char *name = NULL;
+    if (p == SCALE_PHASE_WRITE || p == SCALE_PHASE_FLUSH || p == SCALE_PHASE_VERIFY)
+        name = g_strdup_printf("%s %u", scale_phase_names[p], round);
     else
-        printf("# phase %-10s %8.3f s\n", scale_phase_names[p], secs);
-    fflush(stdout);
+        name = g_strdup(scale_phase_names[p]);
+    if (ops)
+        printf("# phase %-10s %8.3f s  %6lu commands  %9.0f commands/s\n", name, secs, ops,
+               secs > 0 ? (double)ops / secs : 0.0);
+    else
+        printf("# phase %-10s %8.3f s\n", name, secs);
 }
 
 /* Commands of phase P, summed over the sessions; only read once every
@@ -733,21 +765,45 @@ main(int argc, char **argv)
         }
     }
     pthread_attr_destroy(&attr);
-    printf("# %u sessions: %d iSCSI, %d NBD; %d shared + %d private blocks of 4 KiB each%s\n", n,
-           scale_o.n_iscsi, scale_o.n_nbd, scale_o.shared, scale_o.priv,
-           scale_o.verify_only ? " (verify only)" : "");
+    printf("# %u sessions: %d iSCSI, %d NBD; %d shared + %d private blocks of 4 KiB each; %s %d\n",
+           n, scale_o.n_iscsi, scale_o.n_nbd, scale_o.shared, scale_o.priv,
+           scale_o.verify_only ? "verify only, round" : "write-flush-verify rounds:",
+           scale_o.rounds);
+
+    /* The phases in the order the threads go through them. */
+    GArray *plan = g_array_new(FALSE, FALSE, sizeof(enum scale_phase));
+    enum scale_phase step = SCALE_PHASE_CONNECT;
+    g_array_append_val(plan, step);
+    for (unsigned r = 1; r <= scale_passes(); r++) {
+        enum scale_phase round[] = {SCALE_PHASE_WRITE, SCALE_PHASE_FLUSH, SCALE_PHASE_VERIFY};
+        if (scale_o.verify_only)
+            g_array_append_val(plan, round[2]);
+        else
+            g_array_append_vals(plan, round, G_N_ELEMENTS(round));
+    }
+    enum scale_phase tail[] = {SCALE_PHASE_HOLD, SCALE_PHASE_DISCONNECT};
+    g_array_append_vals(plan, tail, G_N_ELEMENTS(tail));
 
     bool held = true;
-    for (enum scale_phase p = 0; p < SCALE_PHASE_COUNT; p++) {
+    unsigned long done[SCALE_PHASE_COUNT] = {0};
+    unsigned r = 1;
+    for (guint i = 0; i < plan->len; i++) {
+        enum scale_phase p = g_array_index(plan, enum scale_phase, i);
         scale_cur_phase = p;
         if (p == SCALE_PHASE_HOLD)
             held = scale_hold();
         pthread_barrier_wait(&scale_barrier);
         double now = scale_now();
-        if (!(scale_o.verify_only && (p == SCALE_PHASE_WRITE || p == SCALE_PHASE_FLUSH)))
-            scale_report(p, now - t, scale_ops(ss, n, p));
+        /* Every thread has finished phase P of this round and none starts
+         * it again before the main thread reaches the next barrier. */
+        unsigned long ops = scale_ops(ss, n, p);
+        scale_report(p, r, now - t, ops - done[p]);
+        done[p] = ops;
+        if (p == SCALE_PHASE_VERIFY)
+            r++;
         t = now;
     }
+    g_array_free(plan, TRUE);
     for (unsigned i = 0; i < n; i++)
         pthread_join(tids[i], NULL);
     alarm(0);

@@ -15,7 +15,7 @@ N_NBD=${3:?}
 N=$((N_ISCSI + N_NBD))
 IQN_PREFIX=iqn.2026-11.org.ovgate.scale
 DISK_MIB=64
-plan 11
+plan 12
 
 ovt_init
 "$CLIENT" --make-base "$OVT_DIR/base.raw" --disk-mib "$DISK_MIB" || exit 1
@@ -60,9 +60,11 @@ done
 # once, with its protocol, and counts at least the writes it made.
 status_ok() {
     ovt_ovctl --socket "$OVT_CTL_SOCKET" status --json >"$OVT_DIR/status.json" || return 1
-    python3 - "$OVT_DIR/status.json" "$N_ISCSI" "$N_NBD" <<'PY'
+    # scale-client's defaults: 2 rounds, each writing 32 + 16 blocks and
+    # reading them and 3 x 16 blocks of other sessions' private sets.
+    python3 - "$OVT_DIR/status.json" "$N_ISCSI" "$N_NBD" 96 192 <<'PY'
 import json, sys
-path, ni, nn = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+path, ni, nn, min_w, min_r = sys.argv[1], *map(int, sys.argv[2:])
 sessions = json.load(open(path))["sessions"]
 want = {f"c{i:03d}": ("iscsi" if i < ni else "nbd") for i in range(ni + nn)}
 seen = {}
@@ -76,7 +78,7 @@ for s in sessions:
         bad.append(f"unexpected session {c}")
     elif s.get("protocol") != want[c]:
         bad.append(f"{c}: protocol {s.get('protocol')}, expected {want[c]}")
-    elif s.get("write_ops", 0) < 48 or s.get("read_ops", 0) < 48:
+    elif s.get("write_ops", 0) < min_w or s.get("read_ops", 0) < min_r:
         bad.append(f"{c}: {s.get('write_ops')} writes, {s.get('read_ops')} reads counted")
 missing = sorted(set(want) - set(seen))
 if missing:
@@ -146,6 +148,11 @@ rc=0
 run_client --verify-only --name-shift 1 >"$OVT_DIR/client3.out" 2>&1 || rc=$?
 ovt_check "the checks see it when a session is served another client's overlay" \
     test "$rc" -eq 1 -a "$(grep -c 'ISOLATION BROKEN' "$OVT_DIR/client3.out")" -eq "$N"
+# ... and a round that was never written reads as stale data.
+rc=0
+run_client --verify-only --rounds 3 >"$OVT_DIR/client4.out" 2>&1 || rc=$?
+ovt_check "the checks see it when a session reads an older round's data" \
+    test "$rc" -eq 1 -a "$(grep -c 'STALE' "$OVT_DIR/client4.out")" -eq "$N"
 ovt_check "ovgated stops cleanly again" stop_clean
 ovt_check "the generation file is still unchanged" test "$(gen_sha)" = "$gen"
 ovt_done

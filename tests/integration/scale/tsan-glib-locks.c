@@ -13,8 +13,14 @@
  * with it preloaded is a real race on the daemon's own memory, not a lock it
  * could not see.
  *
+ * GTask's hand-over to its thread pool and back (g_task_run_in_thread,
+ * g_task_return_*, g_task_propagate_*) happens inside GLib too; the task
+ * itself is used as the synchronisation object for it here.
+ *
  * Only calls from outside libglib are interposed (libglib binds its own calls
- * to itself), which is exactly the daemon's use of the locks. The TSan entry
+ * to itself), which is exactly the daemon's use of the locks. What remains
+ * invisible is GLib's own internal hand-over (GAsyncQueue nodes of its
+ * thread pool): tsan-suppressions.txt beside this file names those frames. The TSan entry
  * points are weak: in a process without the TSan runtime (bash, python3,
  * qemu-img under the same LD_PRELOAD) the functions just forward.
  */
@@ -23,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <gio/gio.h>
 #include <glib.h>
 
 /* From sanitizer/tsan_interface.h (clang); weak so that the library loads
@@ -254,4 +261,118 @@ void(g_once_init_leave)(volatile void *location, gsize result)
     if (__tsan_release)
         __tsan_release((void *)location);
     fn(location, result);
+}
+
+/* ---- GTask: run in a thread, return, propagate ---- */
+
+typedef void (*tgl_task_run_fn)(GTask *, GTaskThreadFunc);
+typedef void (*tgl_task_ret_ptr_fn)(GTask *, gpointer, GDestroyNotify);
+typedef void (*tgl_task_ret_bool_fn)(GTask *, gboolean);
+typedef void (*tgl_task_ret_int_fn)(GTask *, gssize);
+typedef void (*tgl_task_ret_error_fn)(GTask *, GError *);
+typedef gpointer (*tgl_task_prop_ptr_fn)(GTask *, GError **);
+typedef gboolean (*tgl_task_prop_bool_fn)(GTask *, GError **);
+typedef gssize (*tgl_task_prop_int_fn)(GTask *, GError **);
+
+static const char tgl_task_func_key[] = "tsan-glib-locks-thread-func";
+
+static void
+tgl_release(void *obj)
+{
+    if (__tsan_release)
+        __tsan_release(obj);
+}
+
+static void
+tgl_acquire(void *obj)
+{
+    if (__tsan_acquire)
+        __tsan_acquire(obj);
+}
+
+/* Runs in the pool thread in place of the caller's function. */
+static void
+tgl_task_thread(GTask *task, gpointer src, gpointer data, GCancellable *cancel)
+{
+    GTaskThreadFunc func = (GTaskThreadFunc)g_object_get_data(G_OBJECT(task), tgl_task_func_key);
+    tgl_acquire(task);
+    func(task, src, data, cancel);
+}
+
+static void
+tgl_task_run(GTask *task, GTaskThreadFunc func, const char *name)
+{
+    tgl_task_run_fn fn = (tgl_task_run_fn)tgl_real(name);
+    g_object_set_data(G_OBJECT(task), tgl_task_func_key, (gpointer)func);
+    tgl_release(task);
+    fn(task, tgl_task_thread);
+}
+
+void
+g_task_run_in_thread(GTask *task, GTaskThreadFunc func)
+{
+    tgl_task_run(task, func, "g_task_run_in_thread");
+}
+
+void
+g_task_run_in_thread_sync(GTask *task, GTaskThreadFunc func)
+{
+    tgl_task_run(task, func, "g_task_run_in_thread_sync");
+    tgl_acquire(task);
+}
+
+void
+g_task_return_pointer(GTask *task, gpointer result, GDestroyNotify destroy)
+{
+    TGL_REAL(tgl_task_ret_ptr_fn, "g_task_return_pointer");
+    tgl_release(task);
+    fn(task, result, destroy);
+}
+
+void
+g_task_return_boolean(GTask *task, gboolean result)
+{
+    TGL_REAL(tgl_task_ret_bool_fn, "g_task_return_boolean");
+    tgl_release(task);
+    fn(task, result);
+}
+
+void
+g_task_return_int(GTask *task, gssize result)
+{
+    TGL_REAL(tgl_task_ret_int_fn, "g_task_return_int");
+    tgl_release(task);
+    fn(task, result);
+}
+
+void
+g_task_return_error(GTask *task, GError *error)
+{
+    TGL_REAL(tgl_task_ret_error_fn, "g_task_return_error");
+    tgl_release(task);
+    fn(task, error);
+}
+
+gpointer
+g_task_propagate_pointer(GTask *task, GError **error)
+{
+    TGL_REAL(tgl_task_prop_ptr_fn, "g_task_propagate_pointer");
+    tgl_acquire(task);
+    return fn(task, error);
+}
+
+gboolean
+g_task_propagate_boolean(GTask *task, GError **error)
+{
+    TGL_REAL(tgl_task_prop_bool_fn, "g_task_propagate_boolean");
+    tgl_acquire(task);
+    return fn(task, error);
+}
+
+gssize
+g_task_propagate_int(GTask *task, GError **error)
+{
+    TGL_REAL(tgl_task_prop_int_fn, "g_task_propagate_int");
+    tgl_acquire(task);
+    return fn(task, error);
 }
