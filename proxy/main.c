@@ -17,12 +17,19 @@
  * without freeing the disks under it.
  * SIGHUP re-reads the config file; a bad file is logged and the old
  * configuration stays in force.
+ *
+ * Readiness: once every listener is bound and the control socket is up, the
+ * port file is written (--port-file) and systemd is told READY=1
+ * (Type=notify).
  */
 #include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <glib-unix.h>
 
@@ -131,6 +138,33 @@ main_set_log_level(const char *name)
     g_atomic_int_set(&main_log_max, (gint)main_log_level_parse(name));
 }
 
+/* --- systemd readiness --- */
+
+/* sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET (a path,
+ * or an abstract name starting with '@'). Does nothing when it is unset. */
+static void
+main_sd_notify(const char *state)
+{
+    const char *path = g_getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t len;
+    int fd;
+
+    if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+        (len = strlen(path)) >= sizeof(sa.sun_path))
+        return;
+    memcpy(sa.sun_path, path, len);
+    if (path[0] == '@')
+        sa.sun_path[0] = '\0';
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+        g_debug("sd_notify %s: %s", state, g_strerror(errno));
+    close(fd);
+}
+
 /* --- configuration --- */
 
 static bool
@@ -223,8 +257,10 @@ main_on_sighup(gpointer data)
     struct daemon *d = data;
     g_autoptr(GError) err = NULL;
 
+    main_sd_notify("RELOADING=1");
     if (!main_reload(d, &err))
         g_warning("reload failed, keeping the old configuration: %s", err->message);
+    main_sd_notify("READY=1");
     return G_SOURCE_CONTINUE;
 }
 
@@ -234,6 +270,7 @@ main_on_quit(gpointer data)
     struct daemon *d = data;
 
     g_message("shutting down");
+    main_sd_notify("STOPPING=1");
     g_main_loop_quit(d->loop);
     return G_SOURCE_CONTINUE;
 }
@@ -373,6 +410,7 @@ main_run(struct daemon *d, struct cfg *cfg)
     g_timeout_add_seconds(MAIN_RESCAN_INTERVAL_S, main_on_rescan, d);
     g_message("ovgated %s serving store %s (control socket %s)", OVGATE_VERSION, d->opts->store,
               ctl_path);
+    main_sd_notify("READY=1");
     g_main_loop_run(d->loop);
     g_main_loop_unref(d->loop);
     return main_teardown(d);
