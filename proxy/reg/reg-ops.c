@@ -345,7 +345,7 @@ reg_op_online(struct reg *reg, enum reg_op op, struct reg_disk *disk, uint32_t *
     struct sdev_lu *lu = sdev_lu_ref(disk->lu);
     uint64_t old_size = view_get_size(view);
     uint32_t old_gen = disk->generation;
-    bool ok;
+    bool ok, broken = false;
     int rc;
 
     disk->op_running = true;
@@ -358,6 +358,7 @@ reg_op_online(struct reg *reg, enum reg_op op, struct reg_disk *disk, uint32_t *
         ok = false;
     } else {
         ok = reg_op_frozen(reg, op, disk, new_generation, error);
+        broken = view_get_overlay(view) == NULL;
         view_thaw(view);
     }
     if (ok && op == REG_OP_RESET) {
@@ -370,6 +371,10 @@ reg_op_online(struct reg *reg, enum reg_op op, struct reg_disk *disk, uint32_t *
     if (ok)
         g_message("client %s %s online (generation %u -> %u)", disk->client,
                   op == REG_OP_RESET ? "reset" : "committed", old_gen, disk->generation);
+    /* The view lost its overlay and could not get one back: end the
+     * sessions, so that the disk closes and a new login opens it afresh. */
+    if (broken)
+        reg_disk_kick_locked(reg, disk, "its disk could not be reopened", NULL);
     /* Once op_running is clear a detach may free disk: no use after this. */
     disk->op_running = false;
     g_cond_broadcast(&reg->changed);
