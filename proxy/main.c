@@ -391,7 +391,15 @@ main_run(struct daemon *d, struct cfg *cfg)
     g_autoptr(GError) err = NULL;
     g_autofree char *ctl_path = NULL;
     g_autofree char *ports = NULL;
+    int rc;
 
+    /* Signal handlers first: once the port file exists a SIGTERM must take
+     * the ordered path, never the default action. One that arrives during
+     * set-up waits in the main context and ends the loop at once. */
+    d->loop = g_main_loop_new(NULL, FALSE);
+    g_unix_signal_add(SIGTERM, main_on_quit, d);
+    g_unix_signal_add(SIGINT, main_on_quit, d);
+    g_unix_signal_add(SIGHUP, main_on_sighup, d);
     d->net = net_server_new();
     if (!main_listen(d, cfg, &err))
         goto fail;
@@ -403,21 +411,19 @@ main_run(struct daemon *d, struct cfg *cfg)
     ports = net_server_describe(d->net);
     if (d->opts->port_file != NULL && !net_write_file_atomic(d->opts->port_file, ports, &err))
         goto fail;
-    d->loop = g_main_loop_new(NULL, FALSE);
-    g_unix_signal_add(SIGTERM, main_on_quit, d);
-    g_unix_signal_add(SIGINT, main_on_quit, d);
-    g_unix_signal_add(SIGHUP, main_on_sighup, d);
     g_timeout_add_seconds(MAIN_RESCAN_INTERVAL_S, main_on_rescan, d);
     g_message("ovgated %s serving store %s (control socket %s)", OVGATE_VERSION, d->opts->store,
               ctl_path);
     main_sd_notify("READY=1");
     g_main_loop_run(d->loop);
+    rc = main_teardown(d);
     g_main_loop_unref(d->loop);
-    return main_teardown(d);
+    return rc;
 
 fail:
     g_critical("%s", err->message);
     main_teardown(d);
+    g_main_loop_unref(d->loop);
     return 1;
 }
 
