@@ -54,6 +54,7 @@ struct opts {
     char *log_level;
     char *serve_stdin;
     gboolean foreground;
+    gboolean check_config;
     gboolean version;
 };
 
@@ -447,6 +448,8 @@ main_parse_args(struct opts *o, int *argc, char ***argv, GError **error)
          "error, warning, message, info or debug", "LEVEL"},
         {"serve-stdin", 0, 0, G_OPTION_ARG_STRING, &o->serve_stdin,
          "Serve exactly one connection on the socket at fd 0, then exit", "iscsi|nbd"},
+        {"check-config", 0, 0, G_OPTION_ARG_NONE, &o->check_config,
+         "Check the configuration (file and options), print 'ok' and exit", NULL},
         {"version", 'V', 0, G_OPTION_ARG_NONE, &o->version, "Print the version", NULL},
         {NULL},
     };
@@ -516,6 +519,12 @@ main(int argc, char **argv)
         fprintf(stderr, "ovgated: %s\n", err->message);
         main_opts_clear(&o);
         return 2;
+    }
+    if (o.check_config) {
+        printf("%s: ok\n", o.config != NULL ? o.config : "built-in defaults");
+        cfg_unref(cfg);
+        main_opts_clear(&o);
+        return 0;
     }
     main_set_log_level(cfg->log_level);
     if (!main_setup(&d, cfg, &err)) {

@@ -3,7 +3,7 @@
 # one-line error; a second daemon on the same store is refused.
 . "$OVT_LIB"
 ovt_require python3
-plan 8
+plan 10
 ovt_init
 
 expect_fail() { # DESC WANT_STATUS NEEDLE ARGS...
@@ -18,6 +18,13 @@ expect_fail() { # DESC WANT_STATUS NEEDLE ARGS...
     fi
 }
 
+expect_status() { # WANT ARGS...: ovgated exits with WANT
+    want=$1
+    shift
+    timeout 20 "$OVGATED" "$@" >"$OVT_DIR/out" 2>&1 </dev/null
+    [ $? = "$want" ]
+}
+
 expect_fail "unknown option" 2 "Unknown option" --store "$OVT_STORE" --bogus
 expect_fail "bad listen address" 2 "--listen-iscsi" --store "$OVT_STORE" --listen-iscsi 127.0.0.1:99999
 expect_fail "bad --serve-stdin" 2 "expected iscsi or nbd" --store "$OVT_STORE" --serve-stdin http
@@ -28,6 +35,12 @@ expect_fail "bad config names FILE:[group]:key" 2 "$OVT_DIR/bad.conf:[ovgated]:n
     --store "$OVT_STORE" --config "$OVT_DIR/bad.conf"
 expect_fail "missing store" 1 "$OVT_DIR/nostore" --store "$OVT_DIR/nostore" \
     --listen-iscsi 127.0.0.1:0
+
+ovt_check "--check-config with a bad file fails the same way" expect_status 2 \
+    --check-config --config "$OVT_DIR/bad.conf"
+printf '[ovgated]\nnop-timeout=10\n' >"$OVT_DIR/good.conf"
+ovt_check "--check-config with a good file says ok" expect_status 0 \
+    --check-config --config "$OVT_DIR/good.conf"
 
 ovt_start_daemon || { not_ok "first daemon started"; ovt_done; }
 ok "first daemon started"
