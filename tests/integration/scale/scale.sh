@@ -15,7 +15,7 @@ N_NBD=${3:?}
 N=$((N_ISCSI + N_NBD))
 IQN_PREFIX=iqn.2026-11.org.ovgate.scale
 DISK_MIB=64
-plan 12
+plan 13
 
 ovt_init
 "$CLIENT" --make-base "$OVT_DIR/base.raw" --disk-mib "$DISK_MIB" || exit 1
@@ -50,7 +50,24 @@ rm -f "$OVT_DIR/ready" "$OVT_DIR/go"
 run_client --ready-file "$OVT_DIR/ready" --go-file "$OVT_DIR/go" >"$OVT_DIR/client.out" 2>&1 &
 cpid=$!
 ovt_on_exit "kill $cpid 2>/dev/null || true"
+# Ask for the status over and over while the sessions log in and do I/O: the
+# control socket walks the registry while connection threads attach disks.
+polls=0
+poll_errors=0
 i=0
+while [ "$i" -eq 0 ] ||
+    { [ ! -e "$OVT_DIR/ready" ] && kill -0 "$cpid" 2>/dev/null && [ "$i" -lt 600 ]; }; do
+    if ovt_ovctl --socket "$OVT_CTL_SOCKET" status --json >/dev/null 2>"$OVT_DIR/poll.err"; then
+        polls=$((polls + 1))
+    else
+        poll_errors=$((poll_errors + 1))
+        sed 's/^/# status during the run: /' "$OVT_DIR/poll.err"
+    fi
+    sleep 0.02
+    i=$((i + 1))
+done
+diag "ovctl status answered $polls times during the run"
+ovt_check "ovctl status answers during logins and I/O" test "$poll_errors" -eq 0 -a "$polls" -ge 1
 while [ ! -e "$OVT_DIR/ready" ] && kill -0 "$cpid" 2>/dev/null && [ "$i" -lt 1800 ]; do
     sleep 0.05
     i=$((i + 1))
