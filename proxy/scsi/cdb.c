@@ -13,9 +13,10 @@
  *      REQUEST SENSE)                               -> UNIT ATTENTION
  *   2. unknown opcode / service action              -> INVALID COMMAND OPERATION CODE
  *   3. a bit set outside the usage bitmap           -> INVALID FIELD IN CDB (pointer)
- *   4. the descriptor's parse (values, LBA range, transfer length)
- *   5. write to a read-only view                    -> DATA PROTECT / WRITE PROTECTED
- *   6. reservations (SPC-2 and persistent)          -> RESERVATION CONFLICT
+ *   4. a sanitize running on the LU, or failed      -> NOT READY / MEDIUM ERROR
+ *   5. the descriptor's parse (values, LBA range, transfer length)
+ *   6. write to a read-only view or with SWP=1      -> DATA PROTECT / WRITE PROTECTED
+ *   7. reservations (SPC-2 and persistent)          -> RESERVATION CONFLICT
  */
 #include "sdev-int.h"
 
@@ -36,6 +37,15 @@ static const struct sdev_op sdev_sai16_ops[32] = {
               {0x9e, 0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
                0x00, 0x00},
               RD, sdev_sbc_get_lba_status_parse, sdev_sbc_get_lba_status_exec},
+};
+
+/* SANITIZE, SBC-4 §5.30: byte 1 is IMMED, reserved, AUSE, SERVICE ACTION. */
+#define SANITIZE(sa, nm)                                                                       \
+    [sa] = {nm, 10, {0x48, 0xa0 | sa, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00},              \
+            WR | SDEV_OPF_SANITIZE, sdev_sbc_sanitize_parse, sdev_sbc_sanitize_exec}
+static const struct sdev_op sdev_sanitize_ops[32] = {
+    SANITIZE(0x02, "SANITIZE/BLOCK ERASE"),
+    SANITIZE(0x1f, "SANITIZE/EXIT FAILURE MODE"),
 };
 
 /* MAINTENANCE IN, SPC-4 §6.35 / §6.36. */
@@ -95,15 +105,15 @@ static const struct sdev_op sdev_ops[256] = {
     [0x00] = {"TEST UNIT READY", 6, {0x00, 0x00, 0x00, 0x00, 0x00, 0x00}, SDEV_OPF_PR_ALLOW,
               sdev_spc_test_unit_ready_parse, sdev_spc_test_unit_ready_exec},
     [0x03] = {"REQUEST SENSE", 6, {0x03, 0x01, 0x00, 0x00, 0xff, 0x00},
-              SDEV_OPF_UA_PASS | SDEV_OPF_PR_ALLOW | SDEV_OPF_SPC2_ALLOW,
+              SDEV_OPF_UA_PASS | SDEV_OPF_PR_ALLOW | SDEV_OPF_SPC2_ALLOW | SDEV_OPF_SAN_PASS,
               sdev_spc_request_sense_parse, sdev_spc_request_sense_exec},
     [0x08] = {"READ(6)", 6, {0x08, 0x1f, 0xff, 0xff, 0xff, 0x00}, RD, sdev_sbc_read_parse,
               sdev_sbc_read_exec},
     [0x0a] = {"WRITE(6)", 6, {0x0a, 0x1f, 0xff, 0xff, 0xff, 0x00}, WR, sdev_sbc_write_parse,
               sdev_sbc_write_exec},
     [0x12] = {"INQUIRY", 6, {0x12, 0x01, 0xff, 0xff, 0xff, 0x00},
-              SDEV_OPF_UA_PASS | SDEV_OPF_PR_ALLOW | SDEV_OPF_SPC2_ALLOW, sdev_spc_inquiry_parse,
-              sdev_spc_inquiry_exec},
+              SDEV_OPF_UA_PASS | SDEV_OPF_PR_ALLOW | SDEV_OPF_SPC2_ALLOW | SDEV_OPF_SAN_PASS,
+              sdev_spc_inquiry_parse, sdev_spc_inquiry_exec},
     [0x15] = {"MODE SELECT(6)", 6, {0x15, 0x11, 0x00, 0x00, 0xff, 0x00}, SDEV_OPF_PR_REGONLY,
               sdev_spc_mode_select_parse, sdev_spc_mode_select_exec},
     [0x16] = {"RESERVE(6)", 6, {0x16, 0x00, 0x00, 0x00, 0x00, 0x00},
@@ -134,6 +144,7 @@ static const struct sdev_op sdev_ops[256] = {
     RW10(0x41, "WRITE SAME(10)", 0xf8, WR, sdev_sbc_write_same_parse, sdev_sbc_write_same_exec),
     [0x42] = {"UNMAP", 10, {0x42, 0x01, 0x00, 0x00, 0x00, 0x00, 0x1f, 0xff, 0xff, 0x00}, WR,
               sdev_sbc_unmap_parse, sdev_sbc_unmap_exec},
+    [0x48] = {"SANITIZE", 10, {0x48}, 0, NULL, NULL, sdev_sanitize_ops},
     [0x55] = {"MODE SELECT(10)", 10,
               {0x55, 0x11, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00}, SDEV_OPF_PR_REGONLY,
               sdev_spc_mode_select_parse, sdev_spc_mode_select_exec},
@@ -167,7 +178,7 @@ static const struct sdev_op sdev_ops[256] = {
     [0x9e] = {"SERVICE ACTION IN(16)", 16, {0x9e}, 0, NULL, NULL, sdev_sai16_ops},
     [0xa0] = {"REPORT LUNS", 12,
               {0xa0, 0x00, 0xff, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00},
-              SDEV_OPF_UA_PASS | SDEV_OPF_PR_ALLOW | SDEV_OPF_SPC2_ALLOW,
+              SDEV_OPF_UA_PASS | SDEV_OPF_PR_ALLOW | SDEV_OPF_SPC2_ALLOW | SDEV_OPF_SAN_PASS,
               sdev_spc_report_luns_parse, sdev_spc_report_luns_exec},
     [0xa3] = {"MAINTENANCE IN", 12, {0xa3}, 0, NULL, NULL, sdev_maint_in_ops},
     RW12(0xa8, "READ(12)", 0xfe, RD, sdev_sbc_read_parse, sdev_sbc_read_exec),
@@ -230,6 +241,19 @@ sdev_data_in(struct sdev_req *req, size_t len, uint32_t limit)
     cmd->data_in = g_malloc0(len ? len : 1);
     cmd->data_in_len = (uint32_t)MIN(len, (size_t)limit);
     return cmd->data_in;
+}
+
+bool
+sdev_lu_write_protected(struct sdev_lu *lu)
+{
+    bool swp;
+
+    if (view_is_read_only(lu->view))
+        return true;
+    sdev_lu_lock(lu);
+    swp = lu->swp;
+    sdev_lu_unlock(lu);
+    return swp;
 }
 
 uint32_t
@@ -306,10 +330,13 @@ sdev_parse_steps(struct sdev_req *req)
     r = sdev_check_usage(req, has_sa);
     if (r)
         return r;
+    r = sdev_sanitize_check(req);
+    if (r)
+        return r;
     r = op->parse(req);
     if (r)
         return r;
-    if ((op->flags & SDEV_OPF_WRITES) && view_is_read_only(req->lu->view))
+    if ((op->flags & SDEV_OPF_WRITES) && sdev_lu_write_protected(req->lu))
         return SDEV_SENSE_WRITE_PROTECTED;
     return sdev_pr_check(req);
 }

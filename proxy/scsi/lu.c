@@ -174,6 +174,7 @@ sdev_lu_reset_locked(struct sdev_lu *lu, uint8_t ascq)
 {
     lu->wce = true;
     lu->d_sense = false;
+    lu->swp = false;
     if (lu->spc2_holder)
         lu->spc2_holder = NULL;
     sdev_ua_raise_all_locked(lu, NULL, SDEV_ASC_RESET, ascq);

@@ -2,10 +2,13 @@
  *
  * Pages: 01h read-write error recovery, 08h caching, 0Ah control, 1Ch
  * informational exceptions control; 3Fh returns all of them. No subpages.
- * Changeable bits: WCE (caching) and D_SENSE (control). WCE=0 makes every
- * write FUA (write-through); D_SENSE=1 switches sense data to descriptor
- * format. Nothing is saved (PS=0): PC=11b (saved values) and SP=1 answer
- * SAVING PARAMETERS NOT SUPPORTED. Settings are per LU (shared by every
+ * Changeable bits: WCE (caching), D_SENSE and SWP (control). WCE=0 makes
+ * every write FUA (write-through); D_SENSE=1 switches sense data to descriptor
+ * format; SWP=1 (software write protect) flushes the cache and then refuses
+ * every command that writes the medium with DATA PROTECT / WRITE PROTECTED
+ * and sets WP in the mode parameter header, until SWP=0 or a reset.
+ * Nothing is saved (PS=0): PC=11b (saved values) and SP=1 answer SAVING
+ * PARAMETERS NOT SUPPORTED. Settings are per LU (shared by every
  * nexus, SPC-4 §7.5.1 allows this); a change raises MODE PARAMETERS CHANGED
  * for the other nexuses, and a reset restores the defaults.
  *
@@ -26,6 +29,7 @@ enum sdev_mode_pc {
 struct sdev_mode_state {
     bool wce;
     bool d_sense;
+    bool swp;
 };
 
 #define SDEV_MODE_PAGE_MAX 20
@@ -57,10 +61,12 @@ sdev_mode_page(uint8_t page, enum sdev_mode_pc pc, const struct sdev_mode_state 
         p[1] = 0x0a;
         if (ch) {
             p[2] = 0x04; /* D_SENSE */
+            p[4] = 0x08; /* SWP */
             return 12;
         }
         p[2] = st->d_sense ? 0x04 : 0x00; /* TST=000b, TMF_ONLY=0, D_SENSE, GLTSD=0 */
         p[3] = 0x10;                      /* QUEUE ALGORITHM MODIFIER 1: unrestricted */
+        p[4] = st->swp ? 0x08 : 0x00;     /* SWP; RAC, UA_INTLCK_CTRL, ... = 0 */
         p[5] = 0x00;                      /* TAS=0, ATO=0 */
         sdev_put_be16(p + 8, 0xffff);     /* BUSY TIMEOUT PERIOD: unlimited */
         return 12;
@@ -126,6 +132,8 @@ sdev_spc_mode_sense_exec(struct sdev_req *req)
     sdev_lu_lock(lu);
     st.wce = pc == SDEV_PC_DEFAULT ? true : lu->wce;
     st.d_sense = pc == SDEV_PC_DEFAULT ? false : lu->d_sense;
+    st.swp = pc == SDEV_PC_DEFAULT ? false : lu->swp;
+    bool wp = lu->swp;
     sdev_lu_unlock(lu);
 
     memset(buf, 0, sizeof(buf));
@@ -133,8 +141,8 @@ sdev_spc_mode_sense_exec(struct sdev_req *req)
         if (page == 0x3f || page == sdev_mode_pages[i])
             len += sdev_mode_page(sdev_mode_pages[i], pc, &st, buf + len);
     }
-    /* DEVICE-SPECIFIC PARAMETER (SBC-3 §6.4.1): WP, DPOFUA. */
-    uint8_t dsp = (uint8_t)((view_is_read_only(lu->view) ? 0x80 : 0) | 0x10);
+    /* DEVICE-SPECIFIC PARAMETER (SBC-3 §6.4.1): WP (read-only view or SWP), DPOFUA. */
+    uint8_t dsp = (uint8_t)((view_is_read_only(lu->view) || wp ? 0x80 : 0) | 0x10);
     if (ten) {
         sdev_put_be16(buf, (uint16_t)(len - 2));
         buf[3] = dsp;
@@ -198,8 +206,10 @@ sdev_mode_select_page(struct sdev_req *req, const uint8_t *p, size_t avail, size
     }
     if ((p[0] & 0x3f) == 0x08)
         st->wce = p[2] & 0x04;
-    if ((p[0] & 0x3f) == 0x0a)
+    if ((p[0] & 0x3f) == 0x0a) {
         st->d_sense = p[2] & 0x04;
+        st->swp = p[4] & 0x08;
+    }
     return SDEV_SENSE_OK;
 }
 
@@ -241,6 +251,7 @@ sdev_spc_mode_select_exec(struct sdev_req *req)
     sdev_lu_lock(lu);
     st.wce = lu->wce;
     st.d_sense = lu->d_sense;
+    st.swp = lu->swp;
     sdev_lu_unlock(lu);
     for (size_t off = hdr + bd_len; off < len;) {
         r = sdev_mode_select_page(req, p + off, len - off, off, &st);
@@ -249,10 +260,18 @@ sdev_spc_mode_select_exec(struct sdev_req *req)
         off += (size_t)p[off + 1] + 2;
     }
 
+    /* SPC-4 §7.5.8: SWP inhibits writing "after writing all cached or
+     * buffered write data": flush before the protection takes effect. */
+    if (st.swp && !view_is_read_only(lu->view)) {
+        int rc = view_flush(lu->view);
+        if (rc < 0)
+            return sdev_sense_from_errno(rc, true);
+    }
     sdev_lu_lock(lu);
-    bool changed = st.wce != lu->wce || st.d_sense != lu->d_sense;
+    bool changed = st.wce != lu->wce || st.d_sense != lu->d_sense || st.swp != lu->swp;
     lu->wce = st.wce;
     lu->d_sense = st.d_sense;
+    lu->swp = st.swp;
     if (changed) /* SPC-4 §7.5.1: tell the other initiators */
         sdev_ua_raise_all_locked(lu, req->nexus, SDEV_ASC_PARAMS_CHANGED,
                                  SDEV_ASCQ_MODE_PARAMS_CHANGED);

@@ -42,6 +42,8 @@ enum sdev_sense {
     SDEV_SENSE_WRITE_ERROR,
     SDEV_SENSE_MISCOMPARE,
     SDEV_SENSE_INTERNAL_FAILURE,
+    SDEV_SENSE_SANITIZE_IN_PROGRESS, /* NOT READY, sanitize running on this LU */
+    SDEV_SENSE_SANITIZE_FAILED,      /* the last sanitize failed: medium unusable */
     SDEV_SENSE_COUNT
 };
 
@@ -85,6 +87,8 @@ enum sdev_op_flags {
     SDEV_OPF_PR_WRITE = 1u << 5,   /* write class */
     SDEV_OPF_SPC2_ALLOW = 1u << 6, /* allowed under another nexus's RESERVE(6/10) */
     SDEV_OPF_PR_SELF = 1u << 7,    /* does its own reservation checks (PR OUT, RESERVE) */
+    SDEV_OPF_SANITIZE = 1u << 8,   /* SANITIZE itself: runs in sanitize failure mode */
+    SDEV_OPF_SAN_PASS = 1u << 9,   /* runs while a sanitize is in progress (SBC-4 §4.11) */
 };
 
 /* Private per-command flags kept in cmd->flags between parse and exec. */
@@ -141,6 +145,11 @@ struct sdev_lu {
     /* mode page state (shared by every nexus) */
     bool wce;
     bool d_sense;
+    bool swp; /* control page SWP: software write protect (SPC-4 §7.5.8) */
+    /* sanitize state (SBC-4 §4.11): running now; last one failed (and its AUSE) */
+    bool sanitizing;
+    bool sanitize_failed;
+    bool sanitize_ause;
     /* SPC-2 RESERVE(6/10) holder, or NULL */
     struct sdev_nexus *spc2_holder;
     /* persistent reservations (SPC-4 §5.13) */
@@ -280,6 +289,11 @@ uint8_t *sdev_data_in(struct sdev_req *req, size_t len, uint32_t limit);
 /* Parameter data of a data-out command: at most want bytes, clipped by what arrived. */
 uint32_t sdev_data_out_len(const struct sdev_req *req, uint32_t want);
 bool sdev_lu_desc_sense(struct sdev_lu *lu);
+/* Read-only view, or software write protect (control page SWP) set. */
+bool sdev_lu_write_protected(struct sdev_lu *lu);
+/* sanitize.c: refuse a command while a sanitize runs or after one failed
+ * (takes lu->lock). */
+enum sdev_sense sdev_sanitize_check(struct sdev_req *req);
 
 /* ---- handlers: parse (p) and exec (x) ---- */
 #define SDEV_HANDLERS(name)                                                                        \
@@ -314,6 +328,8 @@ SDEV_HANDLERS(spc_report_tmfs);
 /* mode.c */
 SDEV_HANDLERS(spc_mode_sense);
 SDEV_HANDLERS(spc_mode_select);
+/* sanitize.c */
+SDEV_HANDLERS(sbc_sanitize);
 /* pr.c */
 SDEV_HANDLERS(spc_reserve);
 SDEV_HANDLERS(spc_release);

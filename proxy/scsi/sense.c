@@ -49,6 +49,9 @@ static const struct sdev_sense_row sdev_sense_table[SDEV_SENSE_COUNT] = {
                                "MISCOMPARE DURING VERIFY OPERATION"},
     [SDEV_SENSE_INTERNAL_FAILURE] = {SDEV_KEY_HARDWARE_ERROR, 0x44, 0x00,
                                      "INTERNAL TARGET FAILURE"},
+    [SDEV_SENSE_SANITIZE_IN_PROGRESS] = {SDEV_KEY_NOT_READY, 0x04, 0x1b,
+                                         "LOGICAL UNIT NOT READY, SANITIZE IN PROGRESS"},
+    [SDEV_SENSE_SANITIZE_FAILED] = {SDEV_KEY_MEDIUM_ERROR, 0x31, 0x03, "SANITIZE COMMAND FAILED"},
 };
 
 void

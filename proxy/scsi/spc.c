@@ -98,7 +98,9 @@ sdev_spc_request_sense_exec(struct sdev_req *req)
     uint8_t sense[SDEV_SENSE_MAX];
 
     sdev_lu_lock(req->lu);
-    if (sdev_ua_take_locked(req->nexus, &asc, &ascq))
+    if (req->lu->sanitizing) /* SBC-4 §4.11.2 */
+        sdev_sense_lookup(SDEV_SENSE_SANITIZE_IN_PROGRESS, &key, &asc, &ascq);
+    else if (sdev_ua_take_locked(req->nexus, &asc, &ascq))
         key = SDEV_KEY_UNIT_ATTENTION;
     sdev_lu_unlock(req->lu);
 

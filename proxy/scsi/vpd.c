@@ -134,6 +134,9 @@ sdev_vpd_bdc(GByteArray *out)
 {
     uint8_t p[0x3c] = {0};
     sdev_put_be16(p, 0x0001); /* MEDIUM ROTATION RATE: non-rotating medium */
+    /* byte 7: WABEREQ=01b (a block read after SANITIZE BLOCK ERASE completes
+     * with GOOD: it reads zeros), WACEREQ=00b (no CRYPTOGRAPHIC ERASE). */
+    p[3] = 0x40;
     g_byte_array_append(out, p, sizeof(p));
 }
 

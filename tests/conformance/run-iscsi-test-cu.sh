@@ -29,7 +29,7 @@ for fam in $families; do
     out="$OVT_DIR/cu-$fam.txt"
     echo "# iscsi-test-cu -t $fam $url $url"
     timeout 900 iscsi-test-cu --initiator-name "$I1" --initiator-name-2 "$I2" \
-        -t "$fam" --dataloss "$url" "$url" >"$out" 2>&1
+        -t "$fam" --dataloss --allow-sanitize "$url" "$url" >"$out" 2>&1
     echo "# iscsi-test-cu exit status $?"
     if [ -n "${OVT_CU_OUT:-}" ]; then
         mkdir -p "$OVT_CU_OUT" && cp "$out" "$OVT_CU_OUT/"
