@@ -58,8 +58,15 @@ struct opts {
     gboolean version;
 };
 
+/* A listening socket handed over by systemd (socket activation). */
+struct main_passed_fd {
+    int fd;
+    bool nbd;
+};
+
 struct daemon {
     struct opts *opts;
+    GArray *passed; /* struct main_passed_fd; empty unless socket-activated */
     struct ov_store *store;
     struct reg *reg;
     struct iscsit_target *iscsi;
@@ -164,6 +171,49 @@ main_sd_notify(const char *state)
                (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
         g_debug("sd_notify %s: %s", state, g_strerror(errno));
     close(fd);
+}
+
+/* Socket activation, sd_listen_fds(3): LISTEN_FDS sockets from fd 3 on,
+ * meant for us when LISTEN_PID is our pid. LISTEN_FDNAMES (systemd's
+ * FileDescriptorName=) says which front end each is for: a name containing
+ * "nbd" is NBD, any other name iSCSI. The variables are removed so that no
+ * child inherits them. */
+static bool
+main_take_passed_fds(struct daemon *d, GError **error)
+{
+    const char *pid = g_getenv("LISTEN_PID");
+    const char *fds = g_getenv("LISTEN_FDS");
+    g_auto(GStrv) names = NULL;
+    guint64 n;
+
+    if (pid == NULL || fds == NULL || g_ascii_strtoull(pid, NULL, 10) != (guint64)getpid())
+        return true;
+    if (!g_ascii_string_to_unsigned(fds, 10, 1, 1024, &n, NULL)) {
+        g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                    "socket activation: bad LISTEN_FDS '%s'", fds);
+        return false;
+    }
+    if (g_getenv("LISTEN_FDNAMES") != NULL)
+        names = g_strsplit(g_getenv("LISTEN_FDNAMES"), ":", -1);
+    for (guint64 i = 0; i < n; i++) {
+        struct main_passed_fd p = {3 + (int)i, false};
+        if (names != NULL && i < g_strv_length(names))
+            p.nbd = strstr(names[i], "nbd") != NULL;
+        g_array_append_val(d->passed, p);
+    }
+    g_unsetenv("LISTEN_PID");
+    g_unsetenv("LISTEN_FDS");
+    g_unsetenv("LISTEN_FDNAMES");
+    return true;
+}
+
+static bool
+main_passed_nbd(const struct daemon *d)
+{
+    for (guint i = 0; i < d->passed->len; i++)
+        if (g_array_index(d->passed, struct main_passed_fd, i).nbd)
+            return true;
+    return false;
 }
 
 /* --- configuration --- */
@@ -300,8 +350,34 @@ main_serve_nbd(void *user_data, int fd, const char *peer)
 /* --- setup and teardown --- */
 
 static bool
+main_adopt(struct daemon *d, GError **error)
+{
+    g_message("socket activation: serving %u socket(s) from systemd; listen-* settings are "
+              "not used",
+              d->passed->len);
+    for (guint i = 0; i < d->passed->len; i++) {
+        struct main_passed_fd *p = &g_array_index(d->passed, struct main_passed_fd, i);
+        g_autofree char *bound = NULL;
+
+        if (p->nbd) {
+            if (!net_server_adopt(d->net, p->fd, "nbd", main_serve_nbd, d->nbd, NULL, error))
+                return false;
+        } else {
+            if (!net_server_adopt(d->net, p->fd, "iscsi", main_serve_iscsi, d->iscsi, &bound,
+                                  error))
+                return false;
+            iscsit_target_add_portal(d->iscsi, bound, 1);
+        }
+        p->fd = -1; /* the net server owns it now */
+    }
+    return true;
+}
+
+static bool
 main_listen(struct daemon *d, struct cfg *cfg, GError **error)
 {
+    if (d->passed->len > 0)
+        return main_adopt(d, error);
     for (guint i = 0; i < cfg->listen_iscsi->len; i++) {
         g_autofree char *bound = NULL;
         if (!net_server_listen(d->net, g_ptr_array_index(cfg->listen_iscsi, i), "iscsi",
@@ -325,7 +401,7 @@ main_setup(struct daemon *d, struct cfg *cfg, GError **error)
         return false;
     d->reg = reg_new(d->store, cfg);
     d->iscsi = iscsit_target_new(d->reg);
-    if (cfg->listen_nbd->len > 0 ||
+    if ((d->passed->len == 0 && cfg->listen_nbd->len > 0) || main_passed_nbd(d) ||
         (d->opts->serve_stdin != NULL && g_str_equal(d->opts->serve_stdin, "nbd"))) {
         d->nbd = nbdsrv_new(d->reg, error);
         if (d->nbd == NULL)
@@ -477,6 +553,18 @@ main_parse_args(struct opts *o, int *argc, char ***argv, GError **error)
     return true;
 }
 
+/* Close passed sockets that were never adopted, free the list. */
+static void
+main_passed_clear(struct daemon *d)
+{
+    for (guint i = 0; d->passed != NULL && i < d->passed->len; i++) {
+        struct main_passed_fd *p = &g_array_index(d->passed, struct main_passed_fd, i);
+        if (p->fd >= 0)
+            close(p->fd);
+    }
+    g_clear_pointer(&d->passed, g_array_unref);
+}
+
 static void
 main_opts_clear(struct opts *o)
 {
@@ -514,15 +602,24 @@ main(int argc, char **argv)
         return 0;
     }
     d.opts = &o;
+    d.passed = g_array_new(FALSE, FALSE, sizeof(struct main_passed_fd));
+    if (o.serve_stdin == NULL && !o.check_config && !main_take_passed_fds(&d, &err)) {
+        fprintf(stderr, "ovgated: %s\n", err->message);
+        main_passed_clear(&d);
+        main_opts_clear(&o);
+        return 2;
+    }
     cfg = main_load_cfg(&o, &err);
     if (cfg == NULL) {
         fprintf(stderr, "ovgated: %s\n", err->message);
+        main_passed_clear(&d);
         main_opts_clear(&o);
         return 2;
     }
     if (o.check_config) {
         printf("%s: ok\n", o.config != NULL ? o.config : "built-in defaults");
         cfg_unref(cfg);
+        main_passed_clear(&d);
         main_opts_clear(&o);
         return 0;
     }
@@ -537,6 +634,7 @@ main(int argc, char **argv)
         rc = main_run(&d, cfg);
     }
     cfg_unref(cfg);
+    main_passed_clear(&d);
     main_opts_clear(&o);
     return rc;
 }

@@ -121,6 +121,49 @@ net_bind_one(const struct addrinfo *ai, GError **error)
     return fd;
 }
 
+static void
+net_add_listener(struct net_server *srv, int fd, const char *proto, net_conn_fn fn, void *user_data,
+                 char **bound_out)
+{
+    struct net_listener *nl = g_new0(struct net_listener, 1);
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+
+    nl->srv = srv;
+    nl->fd = fd;
+    nl->proto = g_strdup(proto);
+    nl->fn = fn;
+    nl->user_data = user_data;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0)
+        nl->bound = net_format_sockaddr(&ss, sslen);
+    else
+        nl->bound = g_strdup("?");
+    g_ptr_array_add(srv->listeners, nl);
+    g_message("%s: listening on %s", proto, nl->bound);
+    if (bound_out != NULL)
+        *bound_out = g_strdup(nl->bound);
+}
+
+bool
+net_server_adopt(struct net_server *srv, int fd, const char *proto, net_conn_fn fn, void *user_data,
+                 char **bound_out, GError **error)
+{
+    int type = 0, listening = 0;
+    socklen_t len = sizeof(type);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM ||
+        (len = sizeof(listening), getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len)) <
+            0 ||
+        !listening) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "%s: file descriptor %d is not a listening stream socket", proto, fd);
+        return false;
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    net_add_listener(srv, fd, proto, fn, user_data, bound_out);
+    return true;
+}
+
 bool
 net_server_listen(struct net_server *srv, const struct cfg_listen *l, const char *proto,
                   net_conn_fn fn, void *user_data, char **bound_out, GError **error)
@@ -128,9 +171,6 @@ net_server_listen(struct net_server *srv, const struct cfg_listen *l, const char
     struct addrinfo hints = {0};
     struct addrinfo *res = NULL;
     char port[8];
-    struct sockaddr_storage ss;
-    socklen_t sslen = sizeof(ss);
-    struct net_listener *nl;
     int rc, fd;
 
     hints.ai_family = AF_UNSPEC;
@@ -151,18 +191,7 @@ net_server_listen(struct net_server *srv, const struct cfg_listen *l, const char
         g_prefix_error(error, "%s: ", proto);
         return false;
     }
-    nl = g_new0(struct net_listener, 1);
-    nl->srv = srv;
-    nl->fd = fd;
-    nl->proto = g_strdup(proto);
-    nl->fn = fn;
-    nl->user_data = user_data;
-    getsockname(fd, (struct sockaddr *)&ss, &sslen);
-    nl->bound = net_format_sockaddr(&ss, sslen);
-    g_ptr_array_add(srv->listeners, nl);
-    g_message("%s: listening on %s", proto, nl->bound);
-    if (bound_out != NULL)
-        *bound_out = g_strdup(nl->bound);
+    net_add_listener(srv, fd, proto, fn, user_data, bound_out);
     return true;
 }
 

@@ -32,6 +32,11 @@ void net_server_free(struct net_server *srv);
  * (caller frees with g_free). */
 bool net_server_listen(struct net_server *srv, const struct cfg_listen *l, const char *proto,
                        net_conn_fn fn, void *user_data, char **bound_out, GError **error);
+/* Adopt a listening socket handed over by systemd (socket activation): fd
+ * must be a bound, listening stream socket; the server owns it afterwards.
+ * Otherwise like net_server_listen. */
+bool net_server_adopt(struct net_server *srv, int fd, const char *proto, net_conn_fn fn,
+                      void *user_data, char **bound_out, GError **error);
 /* "PROTO ADDR:PORT\n" for every listener, in order (caller frees). */
 char *net_server_describe(struct net_server *srv);
 /* Start one accept thread per listener. */
