@@ -49,8 +49,11 @@ class BenchError(Exception):
     pass
 
 
+START = time.monotonic()
+
+
 def log(msg):
-    sys.stderr.write(msg + "\n")
+    sys.stderr.write("[%6.1fs] %s\n" % (time.monotonic() - START, msg))
     sys.stderr.flush()
 
 
@@ -892,6 +895,7 @@ def report(ctx):
                  if ctx.load > 1.5 else ""),
              "- base image: %d MiB raw, non-zero data; page cache warmed before each "
              "measurement" % (ctx.size // MIB),
+             "- the whole run took %.1f minutes" % ((time.monotonic() - START) / 60),
              "- %d run(s) of ~%d s per server and row, interleaved; figures are medians "
              "(± half the range of the runs); ratios compare medians from this run%s" % (
                  ctx.runs, ctx.secs, " (--quick: smoke test, not a measurement)"
