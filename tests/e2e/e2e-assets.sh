@@ -35,7 +35,7 @@ mkdir -p "$cache"
 exec 9>"$cache/lock"
 flock 9
 
-inputs="$here/e2e-assets.sh $contrib/initramfs/ovgate-init $contrib/initramfs/ovgate-udhcpc
+inputs="$here/e2e-assets.sh $here/e2e-debs.sh $contrib/initramfs/ovgate-init $contrib/initramfs/ovgate-udhcpc
         $here/guest-init $contrib/ipxe/ovgate.ipxe"
 # shellcheck disable=SC2086
 want=$(cat $inputs | sha256sum | cut -d' ' -f1)
@@ -47,8 +47,8 @@ started=$(date +%s)
 
 # Packages ---------------------------------------------------------------
 
-apt_opts=()
-[ "$(id -u)" -ne 0 ] || apt_opts=(-o APT::Sandbox::User=root)
+# shellcheck source=tests/e2e/e2e-debs.sh
+. "$here/e2e-debs.sh"
 
 # Prints the package that linux-image-amd64 depends on (the real kernel).
 kernel_package() {
@@ -56,48 +56,25 @@ kernel_package() {
         awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ {print $2; exit}'
 }
 
-# Prints the lib* packages that the given packages need, recursively.
-library_closure() {
-    local todo=("$@") seen=" " p d
-    while [ ${#todo[@]} -gt 0 ]; do
-        p=${todo[0]}
-        todo=("${todo[@]:1}")
-        case "$seen" in *" $p "*) continue ;; esac
-        seen="$seen$p "
-        case "$p" in lib*) echo "$p" ;; esac
-        for d in $(apt-cache depends --no-recommends --no-suggests --no-conflicts \
-            --no-breaks --no-replaces --no-enhances "$p" 2>/dev/null |
-            awk '($1 == "Depends:" || $1 == "PreDepends:") && $2 ~ /^lib/ {print $2}'); do
-            todo+=("$d")
-        done
-    done
-}
-
 kpkg=$(kernel_package)
 [ -n "$kpkg" ] || skip "apt-cache knows no linux-image-amd64 (run apt-get update)"
 tools=(busybox-static open-iscsi nbd-client)
-mapfile -t libs < <(library_closure open-iscsi nbd-client | sort -u)
-mkdir -p "$cache/debs"
-missing=()
-for p in "$kpkg" "${tools[@]}" "${libs[@]}"; do
-    ls "$cache/debs/${p}_"*.deb >/dev/null 2>&1 || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "e2e-assets: downloading ${missing[*]}" >&2
-    (cd "$cache/debs" && apt-get download "${apt_opts[@]}" "${missing[@]}") >&2 ||
-        skip "apt-get download ${missing[*]} failed (run apt-get update; network to the Debian archive?)"
-fi
+mapfile -t libs < <(debs_library_closure open-iscsi nbd-client | sort -u)
+rc=0
+debs_fetch "$cache/debs" "$kpkg" "${tools[@]}" "${libs[@]}" || rc=$?
+[ $rc -ne 77 ] || skip "cannot download the packages"
+[ $rc -eq 0 ] || exit 1
 
 work=$(mktemp -d "$cache/work.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 pkgroot=$work/pkgroot
 mkdir -p "$pkgroot"
 for p in "${tools[@]}" "${libs[@]}"; do
-    dpkg-deb -x "$(ls "$cache/debs/${p}_"*.deb | head -n 1)" "$pkgroot"
+    dpkg-deb -x "$(debs_file "$cache/debs" "$p")" "$pkgroot"
 done
 kroot=$work/kernel
 mkdir -p "$kroot"
-dpkg-deb -x "$(ls "$cache/debs/${kpkg}_"*.deb | head -n 1)" "$kroot"
+dpkg-deb -x "$(debs_file "$cache/debs" "$kpkg")" "$kroot"
 kver=$(ls "$kroot/lib/modules" | head -n 1)
 moddir=$kroot/lib/modules/$kver
 

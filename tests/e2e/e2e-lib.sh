@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # e2e-lib.sh — sourced by the end-to-end tests after ovgate-test-lib.sh.
 #
 # Boots real Linux guests under QEMU (TCG) with their root file system on
@@ -28,12 +29,16 @@
 #
 # Logs: $OVT_DIR/NAME.log (serial console); on failure the last lines of each
 # are printed as TAP comments. Every QEMU started here is bounded by timeout(1)
-# and stopped by PID on exit.
+# (E2E_BOOT_TIMEOUT seconds) and stopped by PID on exit; every host-side
+# client of the daemon by E2E_HOST_TIMEOUT. Once a guest has not finished,
+# later boots of the same test fail at once instead of hanging again.
 
 E2E_IMAGE=lab
 E2E_TARGET="$OVT_IQN_PREFIX:$E2E_IMAGE"
-E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-240}
+E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-150}
+E2E_HOST_TIMEOUT=${E2E_HOST_TIMEOUT:-120}
 E2E_PIDS=""
+E2E_BROKEN=0
 E2E_HERE=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)
 E2E_CMDLINE_BASE="console=ttyS0 panic=-1 loglevel=4 rw ovgate.onfail=poweroff"
 
@@ -98,6 +103,12 @@ e2e_boot_start() {
     e2e_name=$1
     e2e_how=$2
     shift 2
+    if [ "$E2E_BROKEN" = 1 ]; then
+        # An earlier guest did not finish: later boots would most likely hang
+        # the same way, each for the whole E2E_BOOT_TIMEOUT. Fail them fast.
+        eval "E2E_PID_$e2e_name="
+        return 0
+    fi
     e2e_args="$E2E_CMDLINE_BASE ovgate.test.client=$e2e_name $*"
     e2e_log="$OVT_DIR/$e2e_name.log"
     # Keep the console of an earlier boot of the same guest for diagnosis.
@@ -149,8 +160,13 @@ EOF
 
 e2e_boot_wait() {
     e2e_name=$1
+    e2e_pid="" e2e_t0=0
     eval "e2e_pid=\$E2E_PID_$e2e_name"
     eval "e2e_t0=\$E2E_T0_$e2e_name"
+    if [ -z "$e2e_pid" ]; then
+        diag "guest $e2e_name was not started: an earlier guest did not finish"
+        return 1
+    fi
     e2e_rc=0
     wait "$e2e_pid" || e2e_rc=$?
     E2E_PIDS=$(echo "$E2E_PIDS" | tr ' ' '\n' | grep -vx "$e2e_pid" | tr '\n' ' ')
@@ -158,6 +174,7 @@ e2e_boot_wait() {
     eval "E2E_MS_$e2e_name=$e2e_ms"
     e2e_log="$OVT_DIR/$e2e_name.log"
     if [ "$e2e_rc" -ne 0 ] || ! grep -q '^OVGATE-GUEST: done' "$e2e_log"; then
+        E2E_BROKEN=1
         diag "guest $e2e_name did not finish (QEMU status $e2e_rc after $e2e_ms ms); console:"
         tr -d '\033\r' <"$e2e_log" | tail -n 40 | sed 's/^/#   /'
         sed 's/^/#   qemu: /' "$e2e_log.qemu" 2>/dev/null | tail -n 5
@@ -180,7 +197,7 @@ e2e_guest() {
 e2e_read_disk() {
     E2E_DISK="$OVT_DIR/disk-$1.raw"
     rm -f "$E2E_DISK"
-    qemu-img convert -O raw --image-opts \
+    timeout "$E2E_HOST_TIMEOUT" qemu-img convert -O raw --image-opts \
         "driver=raw,file.driver=iscsi,file.transport=tcp,file.portal=127.0.0.1:$OVT_ISCSI_PORT,file.target=$E2E_TARGET,file.lun=0,file.initiator-name=$(e2e_iqn "$1")" \
         "$E2E_DISK" || {
         diag "qemu-img could not read client $1's disk"

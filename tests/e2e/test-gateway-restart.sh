@@ -6,7 +6,9 @@
 # replacement_timeout and every fsync completes. After a reboot, both phases
 # read back with the checksums the guest reported, `ovctl check` is clean and
 # the generation is unchanged.
+# shellcheck source=tests/integration/common/ovgate-test-lib.sh
 . "$OVT_LIB"
+# shellcheck source=tests/e2e/e2e-lib.sh
 . "$(dirname "$0")/e2e-lib.sh"
 
 plan 10
@@ -21,6 +23,7 @@ restart_daemon() {
         --listen-iscsi "127.0.0.1:$OVT_ISCSI_PORT" --listen-nbd "127.0.0.1:$OVT_NBD_PORT" \
         --port-file "$OVT_DIR/ports" --control-socket "$OVT_CTL_SOCKET" \
         --log-level debug </dev/null 2>>"$OVT_LOG" >&2 &
+    # shellcheck disable=SC2034 # read by ovgate-test-lib.sh (stop, cleanup)
     OVT_PID=$!
     ovt_wait_ports 30
 }
@@ -57,7 +60,7 @@ ovt_check "every fsync of phase 2 succeeded across the restart" test -n "$sha2"
 ovt_check "the root file system stayed read-write (no I/O errors)" \
     e2e_like "$(e2e_guest r "root options after phase 2:")" 'rw*'
 check_clean() {
-    ovt_ovctl check r >&2
+    timeout "$E2E_HOST_TIMEOUT" "$OVCTL" --store "$OVT_STORE" check r >&2
 }
 ovt_check "ovctl check r is clean" check_clean
 ovt_check "guest r boots again" e2e_boot r iscsi

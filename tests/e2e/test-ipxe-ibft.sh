@@ -4,7 +4,9 @@
 # the iBFT), then the kernel and initramfs are loaded over TFTP and the
 # initramfs logs in again from the iBFT (ovgate.iscsi=ibft). The guest writes
 # a token; the host reads it back through the daemon.
+# shellcheck source=tests/integration/common/ovgate-test-lib.sh
 . "$OVT_LIB"
+# shellcheck source=tests/e2e/e2e-lib.sh
 . "$(dirname "$0")/e2e-lib.sh"
 
 plan 6

@@ -3,7 +3,9 @@
 # iSCSI (direct kernel boot, iscsistart in the initramfs), writes a token and
 # powers off. The host reads the client's disk back through the daemon and
 # finds the token; the golden generation file is unchanged.
+# shellcheck source=tests/integration/common/ovgate-test-lib.sh
 . "$OVT_LIB"
+# shellcheck source=tests/e2e/e2e-lib.sh
 . "$(dirname "$0")/e2e-lib.sh"
 
 plan 6

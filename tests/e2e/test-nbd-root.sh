@@ -3,7 +3,9 @@
 # NBD (the kernel's nbd driver, nbd-client in the initramfs, export
 # IMAGE/CLIENT), writes a token and powers off. The host reads the disk back
 # (over NBD) and finds the token; the generation is unchanged.
+# shellcheck source=tests/integration/common/ovgate-test-lib.sh
 . "$OVT_LIB"
+# shellcheck source=tests/e2e/e2e-lib.sh
 . "$(dirname "$0")/e2e-lib.sh"
 
 plan 6
@@ -17,7 +19,7 @@ sums_before=$(e2e_gen_sums)
 # NBD_CMD_BLOCK_STATUS (tested by the integration suite).
 read_nbd() {
     E2E_DISK="$OVT_DIR/disk-n-nbd.raw"
-    nbdcopy --no-extents "nbd://127.0.0.1:$OVT_NBD_PORT/$E2E_IMAGE/n" "$E2E_DISK" &&
+    timeout "$E2E_HOST_TIMEOUT" nbdcopy --no-extents "nbd://127.0.0.1:$OVT_NBD_PORT/$E2E_IMAGE/n" "$E2E_DISK" &&
         e2fsck -fn "$E2E_DISK" >/dev/null 2>&1
 }
 

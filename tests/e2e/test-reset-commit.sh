@@ -7,7 +7,9 @@
 #  - a new client c (on generation 2) boots and sees a's token, while b (still
 #    on generation 1 with its overlay) sees only its own world;
 #  - generation 1's file never changes.
+# shellcheck source=tests/integration/common/ovgate-test-lib.sh
 . "$OVT_LIB"
+# shellcheck source=tests/e2e/e2e-lib.sh
 . "$(dirname "$0")/e2e-lib.sh"
 
 plan 14
@@ -17,7 +19,7 @@ e2e_client b
 gen1_before=$(cd "$OVT_STORE" && sha256sum images/lab/gen/1.raw)
 
 ovctl_live() {
-    "$OVCTL" --store "$OVT_STORE" --socket "$OVT_CTL_SOCKET" "$@"
+    timeout "$E2E_HOST_TIMEOUT" "$OVCTL" --store "$OVT_STORE" --socket "$OVT_CTL_SOCKET" "$@"
 }
 
 ovctl_do() {

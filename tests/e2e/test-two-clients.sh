@@ -2,7 +2,9 @@
 # Scenario 2: two clients of the same image boot at the same time over iSCSI.
 # Each writes its own token and sees only its own; read back through the
 # daemon, each disk holds only its own token; the generation is unchanged.
+# shellcheck source=tests/integration/common/ovgate-test-lib.sh
 . "$OVT_LIB"
+# shellcheck source=tests/e2e/e2e-lib.sh
 . "$(dirname "$0")/e2e-lib.sh"
 
 plan 9
