@@ -18,6 +18,7 @@ Ctrl-C. It never touches other tgtd/nbdkit/qemu-nbd processes.
 
 import argparse
 import datetime
+import errno
 import json
 import os
 import platform
@@ -196,13 +197,34 @@ def warm(paths):
             files.append(top)
         for path in files:
             try:
-                if not os.path.isfile(path):
-                    continue
-                with open(path, "rb", buffering=0) as f:
-                    while f.readinto(buf):
-                        pass
+                if os.path.isfile(path):
+                    warm_file(path, buf)
             except OSError:
                 pass
+
+
+def warm_file(path, buf):
+    """Read the data extents of one file; holes are skipped (overlays are
+    sparse files as large as the disk, and reading zeros warms nothing)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        end = os.fstat(fd).st_size
+        off = 0
+        while off < end:
+            try:
+                off = os.lseek(fd, off, os.SEEK_DATA)
+                hole = os.lseek(fd, off, os.SEEK_HOLE)
+            except OSError as e:
+                if e.errno == errno.ENXIO:  # no data after off
+                    break
+                hole = end  # no SEEK_DATA on this file system: read it all
+            while off < hole:
+                n = os.preadv(fd, [memoryview(buf)[:min(len(buf), hole - off)]], off)
+                if n <= 0:
+                    break
+                off += n
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------------------
@@ -547,13 +569,19 @@ def iscsi_perf(eps, bs, qd, random, secs):
     return total
 
 
-def fio_nbd(ctx, eps, rw, bs, qd, secs):
-    """fio's nbd engine, one job (one NBD connection) per endpoint, summed."""
+def fio_nbd(ctx, eps, rw, bs, qd, secs, once=None):
+    """fio's nbd engine, one job (one NBD connection) per endpoint, summed.
+    With once=BYTES each job reads its first BYTES once instead of running
+    for secs; the figure is then total bytes / the slowest job's time."""
     jobfile = os.path.join(ctx.work, "job.fio")
     outfile = os.path.join(ctx.work, "fio.json")
     lines = ["[global]", "ioengine=nbd", "rw=%s" % rw, "bs=%d" % bs, "iodepth=%d" % qd,
-             "time_based=1", "runtime=%d" % secs, "thread=1", "group_reporting=1",
-             "randrepeat=0", "norandommap=1"]
+             "thread=1", "group_reporting=1", "randrepeat=0", "norandommap=1"]
+    if once:
+        lines += ["size=%d" % once]
+        secs = 120
+    else:
+        lines += ["time_based=1", "runtime=%d" % secs]
     for i, ep in enumerate(eps):
         lines += ["[c%d]" % i, "uri=%s" % ep.url()]
     with open(jobfile, "w") as f:
@@ -571,7 +599,7 @@ def fio_nbd(ctx, eps, rw, bs, qd, secs):
     if any(j.get("error") for j in data["jobs"]):
         raise BenchError("fio reported an error: %s" % data["jobs"])
     side = "write" if "write" in rw else "read"
-    if bs >= MIB:
+    if bs >= MIB or once:
         return sum(j[side]["bw_bytes"] for j in data["jobs"]) / 1e6
     return sum(j[side]["iops"] for j in data["jobs"])
 
@@ -679,7 +707,50 @@ def iscsi_rows(ctx, servers):
         rows.append(Row("iscsi", "%d initiators, 4 KiB random read QD%d each (IOPS)"
                         % (n, CONCURRENT_QD), "iscsi-perf", "IOPS", keys,
                         perf(clients, 4 * KIB, CONCURRENT_QD, True), all_ok))
+    if ctx.concurrency:
+        n = max(ctx.concurrency)
+        rows.append(Row("iscsi", storm_name(ctx, n), "qemu-img bench", "MB/s", keys,
+                        lambda key: qemu_img_storm([ep("ic%02d" % i)(key) for i in range(n)],
+                                                   ctx.boot_set, ctx.secs),
+                        all_ok))
     return rows
+
+
+def storm_name(ctx, n):
+    return ("boot storm: %d clients each read the same %d MiB once, 64 KiB QD%d (MB/s)"
+            % (n, ctx.boot_set // MIB, CONCURRENT_QD))
+
+
+def qemu_img_storm(eps, set_bytes, secs):
+    """N qemu-img bench processes started together, each reading the first
+    set_bytes of its disk once in order: aggregate MB/s over the wall time
+    until the last one is done (logins included, as in a real boot)."""
+    bs = 64 * KIB
+    t0 = time.monotonic()
+    procs = [subprocess.Popen(["qemu-img", "bench", "-c", str(set_bytes // bs), "-d",
+                               str(CONCURRENT_QD), "-s", str(bs)] + ep.qemu_args(),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for ep in eps]
+    errors = []
+    try:
+        for p in procs:
+            try:
+                out, _ = p.communicate(timeout=max(0.0, t0 + secs * 10 + 60 - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, _ = p.communicate()
+            if p.returncode != 0 or "Run completed" not in out:
+                errors.append("exit %s: %s" % (p.returncode, out.strip()[-300:]))
+        wall = time.monotonic() - t0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    if errors:
+        raise BenchError("qemu-img bench failed on %d of %d clients: %s"
+                         % (len(errors), len(eps), errors[0]))
+    return len(eps) * set_bytes / wall / 1e6
 
 
 def nbd_single_rows(ctx, servers):
@@ -740,6 +811,22 @@ def nbd_multi_rows(ctx, servers):
             return fio_nbd(ctx, eps, "randread", 4 * KIB, CONCURRENT_QD, ctx.secs)
         rows.append(Row("nbd", "%d clients, 4 KiB random read QD%d each (IOPS)"
                         % (n, CONCURRENT_QD), "fio nbd", "IOPS", keys, measure,
+                        [("nbdkit-cow", 1.0, True), ("qemu-nbd", 1.0, True),
+                         ("memory", 0.7, False)]))
+    if ctx.concurrency:
+        n = max(ctx.concurrency)
+
+        def storm(key):
+            s = servers[key]
+            if key == "ovgated":
+                eps = [s.nbd("nc%02d" % i) for i in range(n)]
+            elif key == "memory":
+                eps = [s.nbd(0)] * n
+            else:
+                eps = [s.nbd(i) for i in range(n)]
+            return fio_nbd(ctx, eps, "read", 64 * KIB, CONCURRENT_QD, ctx.secs,
+                           once=ctx.boot_set)
+        rows.append(Row("nbd", storm_name(ctx, n), "fio nbd", "MB/s", keys, storm,
                         [("nbdkit-cow", 1.0, True), ("qemu-nbd", 1.0, True),
                          ("memory", 0.7, False)]))
     return rows
@@ -1029,6 +1116,7 @@ def main(argv):
     ctx = Ctx()
     ctx.quick, ctx.runs, ctx.secs, ctx.size = args.quick, args.runs, args.secs, args.size
     ctx.concurrency, ctx.row_filter = args.concurrency, args.row_filter
+    ctx.boot_set = min(64 * MIB, ctx.size // 4)  # what one client reads to boot
     ctx.done_rows = []
     ctx.ov_bench = None
     ctx.strikes = {}
