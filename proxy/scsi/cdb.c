@@ -48,6 +48,28 @@ static const struct sdev_op sdev_sanitize_ops[32] = {
     SANITIZE(0x1f, "SANITIZE/EXIT FAILURE MODE"),
 };
 
+/* EXTENDED COPY(LID1), SPC-4 §6.3 (xcopy.c). */
+static const struct sdev_op sdev_xcopy_ops[32] = {
+    [0x00] = {"EXTENDED COPY(LID1)", 16,
+              {0x83, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff,
+               0x00, 0x00},
+              WR, sdev_spc_extended_copy_parse, sdev_spc_extended_copy_exec},
+};
+
+/* RECEIVE COPY RESULTS, SPC-4 §6.18 (xcopy.c). Byte 2 is the list id. */
+static const struct sdev_op sdev_rcr_ops[32] = {
+    [0x00] = {"RECEIVE COPY RESULTS/COPY STATUS", 16,
+              {0x84, 0x00, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff,
+               0x00, 0x00},
+              SDEV_OPF_PR_ALLOW, sdev_spc_receive_copy_results_parse,
+              sdev_spc_receive_copy_results_exec},
+    [0x03] = {"RECEIVE COPY RESULTS/OPERATING PARAMETERS", 16,
+              {0x84, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff,
+               0x00, 0x00},
+              SDEV_OPF_PR_ALLOW, sdev_spc_receive_copy_results_parse,
+              sdev_spc_receive_copy_results_exec},
+};
+
 /* MAINTENANCE IN, SPC-4 §6.35 / §6.36. */
 static const struct sdev_op sdev_maint_in_ops[32] = {
     [0x0c] = {"REPORT SUPPORTED OPERATION CODES", 12,
@@ -158,6 +180,8 @@ static const struct sdev_op sdev_ops[256] = {
               sdev_spc_mode_sense_parse, sdev_spc_mode_sense_exec},
     [0x5e] = {"PERSISTENT RESERVE IN", 10, {0x5e}, 0, NULL, NULL, sdev_pr_in_ops},
     [0x5f] = {"PERSISTENT RESERVE OUT", 10, {0x5f}, 0, NULL, NULL, sdev_pr_out_ops},
+    [0x83] = {"EXTENDED COPY", 16, {0x83}, 0, NULL, NULL, sdev_xcopy_ops},
+    [0x84] = {"RECEIVE COPY RESULTS", 16, {0x84}, 0, NULL, NULL, sdev_rcr_ops},
     RW16(0x88, "READ(16)", 0xfe, RD, sdev_sbc_read_parse, sdev_sbc_read_exec),
     [0x89] = {"COMPARE AND WRITE",
               16,

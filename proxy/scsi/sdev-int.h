@@ -44,6 +44,12 @@ enum sdev_sense {
     SDEV_SENSE_INTERNAL_FAILURE,
     SDEV_SENSE_SANITIZE_IN_PROGRESS, /* NOT READY, sanitize running on this LU */
     SDEV_SENSE_SANITIZE_FAILED,      /* the last sanitize failed: medium unusable */
+    SDEV_SENSE_TOO_MANY_TARGET_DESC, /* EXTENDED COPY parameter list checks */
+    SDEV_SENSE_UNSUPPORTED_TARGET_DESC,
+    SDEV_SENSE_TOO_MANY_SEGMENT_DESC,
+    SDEV_SENSE_UNSUPPORTED_SEGMENT_DESC,
+    SDEV_SENSE_COPY_TARGET_UNREACHABLE, /* COPY ABORTED: a CSCD that is not this LU */
+    SDEV_SENSE_COPY_ABORTED,            /* COPY ABORTED: segment outside the CSCD */
     SDEV_SENSE_COUNT
 };
 
@@ -55,6 +61,7 @@ enum sdev_sense {
 #define SDEV_KEY_ILLEGAL_REQUEST 0x5
 #define SDEV_KEY_UNIT_ATTENTION 0x6
 #define SDEV_KEY_DATA_PROTECT 0x7
+#define SDEV_KEY_COPY_ABORTED 0xa
 #define SDEV_KEY_MISCOMPARE 0xe
 
 /* Unit attention additional sense codes (SPC-4 Annex D). */
@@ -76,6 +83,7 @@ enum sdev_sense {
 #define SDEV_MAX_CAW_BLOCKS 128u /* COMPARE AND WRITE */
 #define SDEV_UA_MAX 8            /* queued unit attentions per nexus */
 #define SDEV_PR_MAX_REGISTRANTS 256u
+#define SDEV_COPY_HELD 8u /* EXTENDED COPY results kept per nexus */
 
 /* Descriptor flags (enum sdev_op_flags). */
 enum sdev_op_flags {
@@ -168,6 +176,15 @@ struct sdev_nexus {
     uint8_t ua_asc[SDEV_UA_MAX];
     uint8_t ua_ascq[SDEV_UA_MAX];
     unsigned n_ua;
+    /* EXTENDED COPY results held for RECEIVE COPY RESULTS (lu->lock) */
+    struct sdev_copy_result {
+        bool valid;
+        uint8_t list_id;
+        uint8_t status; /* COPY MANAGER STATUS: 01h ok, 02h with errors */
+        uint16_t segments;
+        uint64_t bytes;
+    } copy_held[SDEV_COPY_HELD];
+    unsigned copy_next;
 };
 
 /* What a handler needs, and where it leaves sense details. */
@@ -330,12 +347,19 @@ SDEV_HANDLERS(spc_mode_sense);
 SDEV_HANDLERS(spc_mode_select);
 /* sanitize.c */
 SDEV_HANDLERS(sbc_sanitize);
+/* xcopy.c */
+SDEV_HANDLERS(spc_extended_copy);
+SDEV_HANDLERS(spc_receive_copy_results);
 /* pr.c */
 SDEV_HANDLERS(spc_reserve);
 SDEV_HANDLERS(spc_release);
 SDEV_HANDLERS(spc_pr_in);
 SDEV_HANDLERS(spc_pr_out);
 
+/* vpd.c: does the designator (association, type, value) name this LU as its
+ * device identification page does (NAA or T10 vendor ID)? */
+bool sdev_vpd_names_lu(const struct sdev_lu *lu, uint8_t assoc, uint8_t type, const uint8_t *value,
+                       size_t len);
 /* vpd.c: build VPD page into a new buffer; returns reason, sets out and len. */
 enum sdev_sense sdev_vpd_build(struct sdev_req *req, uint8_t page, uint8_t **out, size_t *len);
 /* spc.c: standard INQUIRY data (also for an unsupported LUN: pq = 3). */

@@ -72,6 +72,35 @@ sdev_vpd_name(GByteArray *out, uint8_t assoc, const char *name, size_t len)
     sdev_vpd_designator(out, 3, assoc, 8, buf, padded);
 }
 
+/* T10 vendor ID designator value: vendor (8) + the disk id in hex (32). */
+static void
+sdev_vpd_t10(const struct sdev_lu *lu, char t10[8 + 32 + 1])
+{
+    memcpy(t10, lu->vendor, 8);
+    for (int i = 0; i < 16; i++)
+        g_snprintf(t10 + 8 + 2 * i, 3, "%02X", lu->disk_id[i]);
+}
+
+bool
+sdev_vpd_names_lu(const struct sdev_lu *lu, uint8_t assoc, uint8_t type, const uint8_t *value,
+                  size_t len)
+{
+    uint8_t naa[16];
+    char t10[8 + 32 + 1];
+
+    if (assoc != 0)
+        return false;
+    if (type == 3 && len == sizeof(naa)) {
+        sdev_vpd_naa6(lu->disk_id, naa);
+        return memcmp(naa, value, len) == 0;
+    }
+    if (type == 1 && len == 40) {
+        sdev_vpd_t10(lu, t10);
+        return memcmp(t10, value, len) == 0;
+    }
+    return false;
+}
+
 static void
 sdev_vpd_devid(struct sdev_req *req, GByteArray *out)
 {
@@ -83,9 +112,7 @@ sdev_vpd_devid(struct sdev_req *req, GByteArray *out)
     sdev_vpd_designator(out, 1, 0, 3, naa, sizeof(naa)); /* binary, LU, NAA */
 
     /* T10 vendor ID: vendor (8) + vendor specific: the disk id in hex. */
-    memcpy(t10, lu->vendor, 8);
-    for (int i = 0; i < 16; i++)
-        g_snprintf(t10 + 8 + 2 * i, 3, "%02X", lu->disk_id[i]);
+    sdev_vpd_t10(lu, t10);
     sdev_vpd_designator(out, 2, 0, 1, t10, 40); /* ASCII, LU, T10 vendor ID */
 
     if (!req->nexus)
