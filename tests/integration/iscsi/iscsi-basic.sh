@@ -6,7 +6,7 @@
 set -u
 . "$OVT_LIB"
 ovt_require iscsi-ls iscsi-inq qemu-img sha256sum python3
-plan 14
+plan 16
 
 A=iqn.2026-11.test.basic:pc-a
 B=iqn.2026-11.test.basic:pc-b
@@ -23,6 +23,12 @@ gen_sum_before=$(sha256sum <"$gen_file")
 ovt_start_daemon || { echo "Bail out! ovgated did not start"; exit 1; }
 T=$(ovt_target lab)
 P=127.0.0.1:$OVT_ISCSI_PORT
+
+fails() {
+    ! "$@"
+}
+export OVT_HERE
+OVT_HERE=$(cd "$(dirname "$0")" && pwd)
 
 opts() { # INITIATOR -> qemu --image-opts string for the lab target
     echo "driver=raw,file.driver=iscsi,file.transport=tcp,file.portal=$P,file.target=$T,file.lun=0,file.initiator-name=$1"
@@ -72,6 +78,23 @@ ovt_check "qemu-img compare with HeaderDigest=CRC32C" \
     "$(opts "$A"),file.header-digest=crc32c"
 ovt_check "iscsi-inq with HeaderDigest=CRC32C" \
     timeout 20 iscsi-inq -i "$A" "$(ovt_iscsi_url lab)?header_digest=crc32c"
+# 6. the registry's kick: reset --force of a connected client ends its session
+python3 - "$OVT_ISCSI_PORT" "$T" "$A" >"$OVT_DIR/kick.out" 2>&1 <<'PYEOF' &
+import os, sys
+sys.path.insert(0, os.environ["OVT_HERE"])
+import iscsi_raw as ir
+c = ir.Conn(int(sys.argv[1]))
+print("login", c.login(sys.argv[3], sys.argv[2])[0])
+c.tur()
+print("closed", c.closed(timeout=20))
+PYEOF
+kick_pid=$!
+for _ in $(seq 50); do grep -q login "$OVT_DIR/kick.out" 2>/dev/null && break; sleep 0.1; done
+ovt_check "reset without --force is refused while pc-a is connected" \
+    fails ovt_ovctl --socket "$OVT_CTL_SOCKET" reset pc-a
+ovt_ovctl --socket "$OVT_CTL_SOCKET" reset pc-a --force >/dev/null
+wait "$kick_pid"
+ovt_check "reset --force ends pc-a's iSCSI session" grep -qx "closed True" "$OVT_DIR/kick.out"
 ovt_check "the golden generation file is unchanged (sha256)" \
     test "$(sha256sum <"$gen_file")" = "$gen_sum_before"
 ovt_check "ovgated still runs" kill -0 "$OVT_PID"
