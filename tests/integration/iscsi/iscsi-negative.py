@@ -260,6 +260,39 @@ check("reinstatement: the old session's connection is closed", old.closed())
 check("reinstatement: the new session works", new.tur() != 0x18)  # UA allowed, not conflict
 new.close()
 
+# CRC32C header and data digests: data round trip with both on, then a
+# corrupted data digest (Reject 0x02, connection ends) and a corrupted header
+# digest (connection ends).
+def digest_session(isid):
+    c = ir.Conn(PORT)
+    st, keys, _ = c.login(INI, TARGET, isid=isid,
+                          extra=[("HeaderDigest", "CRC32C"), ("DataDigest", "CRC32C")])
+    assert st == 0 and keys.get("HeaderDigest") == "CRC32C" and keys.get("DataDigest") == "CRC32C"
+    c.hdigest = c.ddigest = True
+    c.tur()
+    return c
+
+
+c = digest_session(0x400001370081)
+pattern = bytes(range(256)) * 16 + b"odd"  # padding covered by the data digest
+st, _, _ = c.scsi([0x2A, 0, 0, 0, 0, 16, 0, 0, 9, 0], write=pattern + b"\0" * (4608 - len(pattern)))
+st2, _, data = c.scsi([0x28, 0, 0, 0, 0, 16, 0, 0, 9, 0], read_len=4608)
+check("HeaderDigest+DataDigest=CRC32C: write and read back, digests verified both ways",
+      st == 0 and st2 == 0 and data[:len(pattern)] == pattern)
+itt = c.next_itt()
+c.cmdsn += 1
+raw = bytes(ir.bhs(ir.OP_SCSI_CMD, 0xA1, itt=itt, f20=512, f24=c.cmdsn - 1, dsl=512,
+                   f32=bytes([0x2A, 0, 0, 0, 0, 16, 0, 0, 1, 0]) + b"\0" * 6))
+raw += struct.pack("<I", ir.crc32c(raw)) + b"\x11" * 512 + struct.pack("<I", 0xBADBAD)
+c.send_raw(raw)
+p = c.recv()
+check("data digest error: Reject 0x02", p.opcode == ir.OP_REJECT and p.bhs[2] == 0x02)
+check("... and the connection ends (ERL 0)", c.closed())
+c = digest_session(0x400001370082)
+raw = bytes(ir.bhs(ir.OP_NOP_OUT, 0x80, itt=c.next_itt(), f20=ir.RSVD, immediate=True))
+c.send_raw(raw + struct.pack("<I", ir.crc32c(raw) ^ 1))
+check("header digest error: the connection ends", c.closed())
+
 # Many large writes at once: R2Ts are rationed by the connection's budget of
 # solicited bytes (64 MiB) and every write still completes.
 c = ir.Conn(PORT)

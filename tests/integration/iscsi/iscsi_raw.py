@@ -125,11 +125,16 @@ class Conn:
         h = self._read(48)
         ahs = self._read(h[4] * 4)
         if self.hdigest:
-            self._read(4)
+            got = struct.unpack("<I", self._read(4))[0]
+            if got != crc32c(h + ahs):
+                raise ValueError("bad header digest from the target")
         dsl = int.from_bytes(h[5:8], "big")
-        data = self._read(dsl + pad4(dsl))[:dsl]
+        padded = self._read(dsl + pad4(dsl))
+        data = padded[:dsl]
         if self.ddigest and dsl:
-            self._read(4)
+            got = struct.unpack("<I", self._read(4))[0]
+            if got != crc32c(padded):
+                raise ValueError("bad data digest from the target")
         p = PDU(h, data)
         if p.opcode in (OP_SCSI_RSP, OP_TMF_RSP, OP_TEXT_RSP, OP_LOGOUT_RSP, OP_REJECT,
                         OP_LOGIN_RSP, OP_NOP_IN) or (p.opcode == OP_DATA_IN and h[1] & 1):
