@@ -178,6 +178,22 @@ except socket.timeout:
 c.sock.settimeout(10.0)
 check("next command in sequence is answered", c.tur() == 0)
 
+# a command ahead of ExpCmdSN (inside the window) waits for the gap to close
+i1, i2 = c.next_itt(), c.next_itt()
+c.send(ir.bhs(ir.OP_SCSI_CMD, 0x81, itt=i2, f24=c.cmdsn + 1, f32=b"\0" * 16))
+c.sock.settimeout(0.5)
+try:
+    c.recv()
+    early = True
+except socket.timeout:
+    early = False
+c.sock.settimeout(10.0)
+c.send(ir.bhs(ir.OP_SCSI_CMD, 0x81, itt=i1, f24=c.cmdsn, f32=b"\0" * 16))
+c.cmdsn += 2
+r1, r2 = c.recv(), c.recv()
+check("command ahead of ExpCmdSN is held, then both run in CmdSN order",
+      not early and r1.u32(16) == i1 and r2.u32(16) == i2 and r1.bhs[3] == 0 and r2.bhs[3] == 0)
+
 # NOP-Out ping echoes its data
 p = c.nop(b"ping-data")
 check("NOP-Out ping: NOP-In echoes the data", p.opcode == ir.OP_NOP_IN and p.data == b"ping-data")
