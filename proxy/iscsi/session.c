@@ -70,6 +70,7 @@ iscsit_target_shutdown(struct iscsit_target *tgt)
     tgt->shutting_down = true;
     for (guint i = 0; i < tgt->conns->len; i++)
         iscsit_conn_shutdown(tgt->conns->pdata[i]);
+    g_cond_broadcast(&tgt->cond); /* a login waiting to reinstate gives up */
     g_mutex_unlock(&tgt->lock);
 }
 
