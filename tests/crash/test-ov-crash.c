@@ -213,9 +213,11 @@ diagnose(const uint8_t *got, uint64_t s, const uint8_t *base, const uint8_t *dur
     }
 }
 
+/* start: the disk's contents before ops (the base for a fresh overlay, or
+ * what the previous crash left); on return, what this crash left. */
 static void
 verify_after_crash(const char *ov_path, struct ov_base *base, const uint8_t *base_bytes,
-                   GArray *ops, const char *label)
+                   uint8_t *start, GArray *ops, const char *label)
 {
     g_autoptr(GError) error = NULL;
     GString *report = g_string_new(NULL);
@@ -236,7 +238,7 @@ verify_after_crash(const char *ov_path, struct ov_base *base, const uint8_t *bas
     ov_overlay_get_info(ov, &info);
     g_assert_false(info.corrupt);
     g_assert_cmpint(ov_overlay_pread(ov, got, DISK, 0), ==, 0);
-    build_allowed(&a, base_bytes, ops);
+    build_allowed(&a, start, ops);
     for (uint64_t s = 0; s < NSECT; s++) {
         const uint8_t *p = got + s * SECTOR;
         uint32_t crc;
@@ -255,6 +257,7 @@ verify_after_crash(const char *ov_path, struct ov_base *base, const uint8_t *bas
                     label, s, ops->len);
     }
     free_allowed(&a);
+    memcpy(start, got, DISK);
     /* The overlay keeps working after the crash. */
     g_assert_cmpint(ov_overlay_pwrite(ov, got, SECTOR, 0, OV_FUA), ==, 0);
     g_assert_true(ov_overlay_close(ov, NULL));
@@ -301,6 +304,17 @@ static void
 make_fresh_overlay(struct setup *s, uint32_t granule)
 {
     g_free(ovt_make_overlay(s->dir, "c.ovl", DISK, 1, granule));
+}
+
+/* OVT_CRASH_SCALE=N runs N times the default iterations (a long run by
+ * hand; CI keeps the default). */
+static unsigned
+scaled(unsigned iterations)
+{
+    const char *env = g_getenv("OVT_CRASH_SCALE");
+    unsigned k = env ? (unsigned)strtoul(env, NULL, 10) : 1u;
+
+    return iterations * MAX(k, 1u);
 }
 
 static guint32
@@ -352,21 +366,30 @@ test_sigkill(void)
     guint32 seed = test_seed();
     g_autoptr(GRand) rand = g_rand_new_with_seed(seed);
     struct setup s;
-    unsigned iterations = 40;
+    unsigned iterations = scaled(40);
+    g_autofree uint8_t *start = g_malloc(DISK);
+    uint32_t kept_granule = 0;
 
     setup_init(&s, seed);
     for (unsigned it = 0; it < iterations; it++) {
-        uint32_t granule = pick_granule(rand);
+        /* Half the time, crash again from what the last crash left. */
+        bool fresh = it == 0 || g_rand_boolean(rand);
+        uint32_t granule = fresh ? pick_granule(rand) : kept_granule;
         g_autofree char *log_path = g_build_filename(s.dir, "ops.log", NULL);
         g_autofree char *label =
-            g_strdup_printf("seed %u iteration %u granule %u", seed, it, granule);
+            g_strdup_printf("seed %u iteration %u granule %u%s", seed, it, granule,
+                            fresh ? "" : " (after the previous crash)");
         guint32 child_seed = g_rand_int(rand);
         int delay_us = g_rand_int_range(rand, 0, 40000);
         int log_fd, status;
         pid_t pid;
         GArray *ops;
 
-        make_fresh_overlay(&s, granule);
+        if (fresh) {
+            make_fresh_overlay(&s, granule);
+            memcpy(start, s.base_bytes, DISK);
+        }
+        kept_granule = granule;
         log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
         g_assert_cmpint(log_fd, >=, 0);
         pid = fork();
@@ -386,7 +409,7 @@ test_sigkill(void)
         g_assert_true(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
         ops = read_log(log_path);
         g_test_message("%s: %u ops before the kill", label, ops->len);
-        verify_after_crash(s.ov_path, s.base, s.base_bytes, ops, label);
+        verify_after_crash(s.ov_path, s.base, s.base_bytes, start, ops, label);
         g_array_unref(ops);
     }
     setup_clear(&s);
@@ -480,13 +503,17 @@ test_power_loss(void)
     guint32 seed = test_seed();
     g_autoptr(GRand) rand = g_rand_new_with_seed(seed);
     struct setup s;
-    unsigned iterations = 60;
+    unsigned iterations = scaled(60);
+    g_autofree uint8_t *start = g_malloc(DISK);
+    uint32_t kept_granule = 0;
 
     setup_init(&s, seed);
     for (unsigned it = 0; it < iterations; it++) {
-        uint32_t granule = pick_granule(rand);
+        bool fresh = it == 0 || g_rand_boolean(rand);
+        uint32_t granule = fresh ? pick_granule(rand) : kept_granule;
         g_autofree char *label =
-            g_strdup_printf("seed %u iteration %u granule %u", seed, it, granule);
+            g_strdup_printf("seed %u iteration %u granule %u%s", seed, it, granule,
+                            fresh ? "" : " (after the previous crash)");
         struct power p = {
             .rand = rand,
             .countdown = (unsigned)g_rand_int_range(rand, 1, 400),
@@ -496,7 +523,11 @@ test_power_loss(void)
         g_autoptr(GError) error = NULL;
         struct ov_overlay *ov;
 
-        make_fresh_overlay(&s, granule);
+        if (fresh) {
+            make_fresh_overlay(&s, granule);
+            memcpy(start, s.base_bytes, DISK);
+        }
+        kept_granule = granule;
         ov = ov_overlay_open(s.ov_path, s.base, 0, &error);
         g_assert_no_error(error);
         ov_overlay_set_fault_hook(ov, power_hook, &p);
@@ -505,7 +536,7 @@ test_power_loss(void)
         ov_overlay_close(ov, NULL); /* (its final flush fails) */
         lose_power(&p, s.ov_path);
         g_test_message("%s: %u ops before the power failed", label, p.ops->len);
-        verify_after_crash(s.ov_path, s.base, s.base_bytes, p.ops, label);
+        verify_after_crash(s.ov_path, s.base, s.base_bytes, start, p.ops, label);
         g_array_unref(p.ops);
         g_array_unref(p.unsynced);
     }
