@@ -590,18 +590,69 @@ cfg_load_groups(const struct cfg_parse *p, struct cfg *cfg, GError **error)
     return true;
 }
 
+/* GKeyFile merges a group that appears twice and lets the last of a key
+ * given twice win, silently. In a file that holds CHAP secrets and ACL-like
+ * settings that hides mistakes (a second [client NAME] block overriding the
+ * first's secret), so both are refused here, from the text itself. Lines are
+ * read the way GKeyFile reads them: leading blanks skipped, '#' comments,
+ * "[group]" headers, "key=value" with blanks around the key ignored. */
+static bool
+cfg_check_duplicates(const char *path, const char *text, GError **error)
+{
+    g_autoptr(GHashTable) groups = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_autoptr(GHashTable) keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    g_autofree char *group = NULL;
+
+    for (size_t i = 0; lines[i] != NULL; i++) {
+        char *line = g_strstrip(lines[i]);
+        char *eq;
+
+        if (line[0] == '\0' || line[0] == '#')
+            continue;
+        if (line[0] == '[') {
+            char *end = strrchr(line, ']');
+            if (end == NULL)
+                continue; /* a syntax error: GKeyFile reports it */
+            g_free(group);
+            group = g_strndup(line + 1, (gsize)(end - line - 1));
+            if (!g_hash_table_add(groups, g_strdup(group))) {
+                g_set_error(error, CFG_ERROR, CFG_ERROR_INVALID,
+                            "%s:%zu: [%s]: group given more than once (merge the two blocks)",
+                            path, i + 1, group);
+                return false;
+            }
+            continue;
+        }
+        eq = strchr(line, '=');
+        if (group == NULL || eq == NULL)
+            continue;
+        *eq = '\0';
+        g_strchomp(line);
+        if (!g_hash_table_add(keys, g_strdup_printf("%s\n%s", group, line))) {
+            g_set_error(error, CFG_ERROR, CFG_ERROR_INVALID,
+                        "%s:%zu: [%s]:%s: key given more than once", path, i + 1, group, line);
+            return false;
+        }
+    }
+    return true;
+}
+
 struct cfg *
 cfg_load(const char *path, GError **error)
 {
     struct cfg *cfg = cfg_new_defaults();
     g_autoptr(GKeyFile) kf = NULL;
     g_autoptr(GError) local = NULL;
+    g_autofree char *text = NULL;
+    gsize len = 0;
     struct cfg_parse p;
 
     if (path == NULL)
         return cfg;
     kf = g_key_file_new();
-    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_KEEP_TRANSLATIONS, &local)) {
+    if (!g_file_get_contents(path, &text, &len, &local) ||
+        !g_key_file_load_from_data(kf, text, len, G_KEY_FILE_KEEP_TRANSLATIONS, &local)) {
         bool io = local->domain == G_FILE_ERROR;
         g_set_error(error, CFG_ERROR, io ? CFG_ERROR_IO : CFG_ERROR_INVALID, "%s: %s", path,
                     local->message);
@@ -610,7 +661,7 @@ cfg_load(const char *path, GError **error)
     }
     p.file = path;
     p.kf = kf;
-    if (!cfg_load_groups(&p, cfg, error)) {
+    if (!cfg_check_duplicates(path, text, error) || !cfg_load_groups(&p, cfg, error)) {
         cfg_unref(cfg);
         return NULL;
     }

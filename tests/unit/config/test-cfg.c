@@ -193,6 +193,34 @@ test_unknown(void)
     assert_refused("[ovgated]\nlog-level[de]=debug\n", "log-level[de]", "unknown key");
 }
 
+/* GKeyFile silently merges a repeated group and lets the last of a repeated
+ * key win: a second [client pc01] with another chap-secret would change a
+ * secret without a word. Both are refused, naming the place. */
+static void
+test_duplicates(void)
+{
+    assert_refused("[ovgated]\nlog-level=info\nlog-level=debug\n", "[ovgated]:log-level",
+                   "more than once");
+    assert_refused("[client pc01]\nchap-user=u\nchap-secret=abcdefghijkl\n"
+                   "chap-secret=mnopqrstuvwx\n",
+                   "[client pc01]:chap-secret", "more than once");
+    assert_refused("[client pc01]\nchap-user=u\nchap-secret=abcdefghijkl\n"
+                   "[image lab]\nauto-enroll=true\n"
+                   "[client pc01]\nchap-secret=mnopqrstuvwx\n",
+                   "[client pc01]", "more than once");
+    assert_refused("[ovgated]\n[ovgated]\nlog-level=info\n", "[ovgated]", "more than once");
+    /* the same name in different groups is fine */
+    {
+        g_autoptr(GError) err = NULL;
+        struct cfg *cfg = load_text("[image lab]\nauto-enroll=true\n[image pc01]\n"
+                                    "auto-enroll=false\n[client pc01]\nchap-user=u\n"
+                                    "chap-secret=abcdefghijkl\n",
+                                    &err);
+        g_assert_no_error(err);
+        cfg_unref(cfg);
+    }
+}
+
 static void
 test_bad_values(void)
 {
@@ -295,6 +323,7 @@ main(int argc, char **argv)
     g_test_add_func("/config/syntax-error", test_syntax_error);
     g_test_add_func("/config/unknown-group-or-key", test_unknown);
     g_test_add_func("/config/bad-values", test_bad_values);
+    g_test_add_func("/config/duplicates", test_duplicates);
     g_test_add_func("/config/chap", test_chap);
     g_test_add_func("/config/parse-listen", test_parse_listen);
     return g_test_run();
