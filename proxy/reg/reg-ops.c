@@ -375,13 +375,18 @@ reg_op_online(struct reg *reg, enum reg_op op, struct reg_disk *disk, uint32_t *
      * sessions, so that the disk closes and a new login opens it afresh. */
     if (broken)
         reg_disk_kick_locked(reg, disk, "its disk could not be reopened", NULL);
+    /* Our references go before op_running is cleared: a last detach waiting
+     * for the operation then drops the final reference itself, so the
+     * overlay is closed (its lock released) before the disk leaves the table
+     * and a new attach opens it again. Dropped after op_running, a fast
+     * re-login found the old overlay still locked by us (BUSY). The disk
+     * holds its own references while OPEN, so these are never the last and
+     * close nothing under the lock. */
+    sdev_lu_unref(lu);
+    view_unref(view);
     /* Once op_running is clear a detach may free disk: no use after this. */
     disk->op_running = false;
     g_cond_broadcast(&reg->changed);
-    g_mutex_unlock(&reg->lock);
-    sdev_lu_unref(lu);
-    view_unref(view);
-    g_mutex_lock(&reg->lock);
     return ok;
 }
 

@@ -425,7 +425,14 @@ reg_kick_client(struct reg *reg, const char *client, const char *reason, bool wa
     int n = 0;
 
     g_mutex_lock(&reg->lock);
-    disk = g_hash_table_lookup(reg->disks, client);
+    /* A session in the middle of its attach (disk OPENING) is a session
+     * too: wait until it is attached and kick it with the others, or the
+     * kick would miss it and it would run on after "kick" / "reset --force".
+     * Opening is short (an overlay open); an online reset/commit is not
+     * waited for (op_running), its sessions stay attached and are kicked. */
+    while ((disk = g_hash_table_lookup(reg->disks, client)) != NULL &&
+           disk->state == REG_DISK_OPENING)
+        g_cond_wait(&reg->changed, &reg->lock);
     if (disk != NULL && disk->state == REG_DISK_OPEN)
         n = reg_disk_kick_locked(reg, disk, reason, kicked);
     /* The disk pointer may be gone now; look it up again while waiting. */

@@ -8,6 +8,7 @@
 #include <glib/gstdio.h>
 
 #include "reg.h"
+#include "reg-int.h" /* white-box: hold a disk in OPENING */
 
 #define DISK_SIZE (1024 * 1024)
 #define IQN1 "iqn.2026-11.test:pc01"
@@ -331,6 +332,123 @@ test_kick(struct fixture *f, gconstpointer data)
     g_free(k.reason);
 }
 
+/* A kick that meets a session in the middle of its attach (the disk still
+ * OPENING) must end it too: "kick" and "reset --force" promise that no
+ * session of the client survives, and a login that was opening the overlay
+ * at that moment is a session. The attach is held in OPENING by holding the
+ * base cache's lock, which opening the overlay needs. */
+struct midattach {
+    struct reg *reg;
+    struct kick_rec *k;
+    struct reg_attach *attach;
+    int kicked;
+};
+
+static gpointer
+midattach_attach_thread(gpointer data)
+{
+    struct midattach *m = data;
+    struct reg_attach_params p = params(REG_PROTO_ISCSI, kick_cb, m->k);
+
+    m->attach = reg_attach_client(m->reg, "pc01", &p, NULL);
+    return NULL;
+}
+
+static gpointer
+midattach_kick_thread(gpointer data)
+{
+    struct midattach *m = data;
+
+    m->kicked = reg_kick_client(m->reg, "pc01", "kicked mid-attach", false, 0);
+    return NULL;
+}
+
+static enum reg_disk_state
+disk_state(struct reg *reg, const char *key, bool *present)
+{
+    enum reg_disk_state st = REG_DISK_OPEN;
+    struct reg_disk *disk;
+
+    g_mutex_lock(&reg->lock);
+    disk = g_hash_table_lookup(reg->disks, key);
+    *present = disk != NULL;
+    if (disk != NULL)
+        st = disk->state;
+    g_mutex_unlock(&reg->lock);
+    return st;
+}
+
+static void
+test_kick_mid_attach(struct fixture *f, gconstpointer data)
+{
+    struct kick_rec k = {0};
+    struct midattach m = {f->reg, &k, NULL, -1};
+    GThread *at, *kt;
+    bool present = false;
+
+    g_mutex_lock(&f->reg->bases->lock);
+    at = g_thread_new("attach", midattach_attach_thread, &m);
+    while (disk_state(f->reg, "pc01", &present) != REG_DISK_OPENING || !present)
+        g_usleep(1000);
+    kt = g_thread_new("kick", midattach_kick_thread, &m);
+    g_usleep(50 * 1000); /* let the kick meet the OPENING disk */
+    g_mutex_unlock(&f->reg->bases->lock);
+    g_thread_join(at);
+    g_thread_join(kt);
+    g_assert_nonnull(m.attach);
+    g_assert_cmpint(m.kicked, ==, 1);
+    g_assert_cmpint(k.count, ==, 1);
+    reg_detach(m.attach);
+    g_free(k.reason);
+}
+
+/* The last session detaching while an online commit runs, and the client
+ * logging straight back in: the new attach must find the old overlay closed
+ * (its lock released), never BUSY because the commit still held a
+ * reference to the old view after letting the detach go. Many rounds, since
+ * the window is short. */
+struct commit_race {
+    struct reg *reg;
+    gint go;
+};
+
+static gpointer
+commit_race_thread(gpointer data)
+{
+    struct commit_race *c = data;
+
+    while (!g_atomic_int_get(&c->go))
+        g_thread_yield();
+    g_assert_true(reg_commit_client(c->reg, "pc01", NULL, NULL));
+    return NULL;
+}
+
+static void
+test_detach_during_op(struct fixture *f, gconstpointer data)
+{
+    struct reg_attach_params p = params(REG_PROTO_ISCSI, NULL, NULL);
+
+    for (int round = 0; round < 40; round++) {
+        g_autoptr(GError) err = NULL;
+        struct commit_race c = {f->reg, 0};
+        struct reg_attach *a = reg_attach_client(f->reg, "pc01", &p, &err);
+        uint8_t buf[4096];
+        GThread *t;
+
+        g_assert_no_error(err);
+        memset(buf, round, sizeof(buf));
+        g_assert_cmpint(view_pwrite(reg_attach_get_view(a), buf, sizeof(buf), 0, 0), ==, 0);
+        t = g_thread_new("commit", commit_race_thread, &c);
+        g_atomic_int_set(&c.go, 1);
+        g_usleep(round % 4 * 100);
+        reg_detach(a);
+        a = reg_attach_client(f->reg, "pc01", &p, &err);
+        g_assert_no_error(err);
+        reg_detach(a);
+        g_thread_join(t);
+    }
+}
+
 /* TEST UNIT READY through a nexus; returns the sense ASC or 0 for GOOD. */
 static int
 tur_asc(struct sdev_nexus *nx)
@@ -471,6 +589,8 @@ main(int argc, char **argv)
     ADD("/reg/image-recreated", test_image_recreated);
     ADD("/reg/kick-wait", test_kick);
     ADD("/reg/kick-reconnect", test_kick_reconnect);
+    ADD("/reg/kick-mid-attach", test_kick_mid_attach);
+    ADD("/reg/detach-during-op", test_detach_during_op);
     ADD("/reg/online-reset", test_online_reset);
     ADD("/reg/online-commit", test_online_commit);
     ADD("/reg/offline-reset-commit", test_offline_ops);
