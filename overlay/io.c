@@ -14,7 +14,7 @@
  * zeros: read-modify-write), writes everything with one pwritev, and only
  * then marks the granules DATA. Zeroing whole granules marks them ZERO and
  * punches their space under the same locks; partial edge granules are
- * written with zeros.
+ * written with zeros, unless they are ZERO already.
  *
  * On-disk invariants kept here (the flush side is in journal.c):
  *  I1. A granule's bytes are written to the file before the in-memory map
@@ -203,14 +203,21 @@ ov_overlay_pwrite(struct ov_overlay *ov, const void *buf, size_t len, uint64_t o
 }
 
 /* Write zeros to a range inside at most two partial granules, one granule
- * per call so that no sector is split between two writes. */
+ * per call so that no sector is split between two writes. A granule that is
+ * ZERO already reads as zeros: writing it would only turn it into a DATA
+ * granule that takes space, so it is left alone. (Seeing ZERO without the
+ * stripe lock is enough: the range read as zeros at that moment, and any
+ * write racing with this call may land before or after it.) */
 static int
 write_zeros(struct ov_overlay *ov, uint64_t offset, uint64_t len)
 {
     while (len > 0) {
         uint64_t gran = ov->hdr.granule;
         uint64_t n = MIN(len, gran - (offset & (gran - 1)));
-        int r = write_nofua(ov, ov->zero_buf, n, offset);
+        int r = 0;
+
+        if (ov_map_get(ov, offset >> ov->granule_shift) != OV_G_ZERO)
+            r = write_nofua(ov, ov->zero_buf, n, offset);
         if (r < 0)
             return r;
         offset += n;

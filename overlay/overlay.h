@@ -99,9 +99,10 @@ OV_PUBLIC int ov_overlay_pread(struct ov_overlay *ov, void *buf, size_t len, uin
 OV_PUBLIC int ov_overlay_pwrite(struct ov_overlay *ov, const void *buf, size_t len,
                                 uint64_t offset, unsigned flags);
 /* Make the range read as zeros. Whole granules become ZERO (space released);
- * partial granules at the edges are written with zeros. Serves discard/UNMAP,
- * TRIM, WRITE SAME with UNMAP and WRITE_ZEROES alike: a discarded range must
- * read as zeros, never as the base's old bytes. */
+ * partial granules at the edges are written with zeros (unless they are ZERO
+ * already). Serves discard/UNMAP, TRIM, WRITE SAME with UNMAP and
+ * WRITE_ZEROES alike: a discarded range must read as zeros, never as the
+ * base's old bytes. */
 OV_PUBLIC int ov_overlay_zero(struct ov_overlay *ov, uint64_t offset, uint64_t len,
                               unsigned flags);
 /* Make every write completed before this call durable. Cost is proportional

@@ -209,6 +209,24 @@ test_info_space(struct fixture *f, gconstpointer data)
     verify(f); /* zeros, not the base's old bytes */
     g_assert_true(ov_overlay_get_base(f->ov) == f->base);
     g_assert_cmpstr(ov_overlay_get_path(f->ov), ==, f->ov_path);
+
+    /* Discarding parts of granules that are already ZERO (a guest trimming
+     * in 512-byte pieces, or trimming twice) must not turn them back into
+     * DATA granules full of zeros: that would take space, not release it. */
+    before = info.file_bytes;
+    do_zero(f, 512, 1024);        /* inside granule 0 */
+    do_zero(f, 4096 - 512, 1536); /* the tail of granule 0, the head of 1 */
+    do_zero(f, 100 * 4096 + 7, 3);
+    ov_overlay_get_info(f->ov, &info);
+    g_assert_cmpuint(info.data_granules, ==, 0);
+    g_assert_cmpuint(info.zero_granules, ==, 128);
+    g_assert_cmpuint(info.file_bytes, <=, before);
+    verify(f);
+    /* A partial zero of a BASE granule still completes it from the base. */
+    do_zero(f, 600 * 1024 + 100, 200);
+    ov_overlay_get_info(f->ov, &info);
+    g_assert_cmpuint(info.data_granules, ==, 1);
+    verify(f);
 }
 
 static void
