@@ -43,7 +43,7 @@ tgtadm -C "$cport" --op bind --mode target --tid 1 -I ALL || exit 1
 url="iscsi://127.0.0.1:$port/$iqn/1"
 for fam in $families; do
     timeout 900 iscsi-test-cu --initiator-name "$I1" --initiator-name-2 "$I2" \
-        -t "$fam" --dataloss "$url" "$url" >"$dir/cu-$fam.txt" 2>&1
+        -t "$fam" --dataloss --allow-sanitize "$url" "$url" >"$dir/cu-$fam.txt" 2>&1
     if [ -n "${OVT_CU_OUT:-}" ]; then
         mkdir -p "$OVT_CU_OUT" && cp "$dir/cu-$fam.txt" "$OVT_CU_OUT/tgtd-cu-$fam.txt"
     fi
