@@ -366,6 +366,7 @@ view_compare_and_write(struct view *view, const void *cmp, const void *data, siz
     view_rdlock(&view->gate);
     if (view_detached(view)) {
         rc = -EIO;
+        goto out;
     } else if (view->ov == NULL) {
         rc = -EROFS;
         goto out;

@@ -329,6 +329,8 @@ test_freeze_swap(struct fixture *f, gconstpointer data)
     g_assert_cmpint(view_pread(f->view, buf, sizeof(buf), 0), ==, -EIO);
     g_assert_cmpint(view_pwrite(f->view, buf, sizeof(buf), 0, 0), ==, -EIO);
     g_assert_cmpint(view_flush(f->view), ==, -EIO);
+    g_assert_cmpint(view_zero(f->view, 0, sizeof(buf), 0), ==, -EIO);
+    g_assert_cmpint(view_compare_and_write(f->view, buf, buf, sizeof(buf), 0, 0, NULL), ==, -EIO);
     g_assert_cmpint(view_freeze(f->view), ==, 0);
     view_swap_overlay(f->view, new_overlay(f), &old);
     g_assert_null(old);
