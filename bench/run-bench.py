@@ -484,7 +484,7 @@ def parse_args(argv):
     p.add_argument("--out", help="also write the markdown report to this file")
     p.add_argument("--json", help="write every run's figure to this JSON file")
     p.add_argument("--runs", type=int, help="runs per server and row (default 3)")
-    p.add_argument("--secs", type=int, help="seconds per run (default 3)")
+    p.add_argument("--secs", type=int, help="seconds per run (default 2)")
     p.add_argument("--size", type=int, help="base image size in MiB (default 1024)")
     p.add_argument("--clients", default="8,32",
                    help="concurrent client counts (default 8,32)")
@@ -503,7 +503,7 @@ def parse_args(argv):
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     a = p.parse_args(argv)
     a.runs = a.runs or (1 if a.quick else 3)
-    a.secs = a.secs or (1 if a.quick else 3)
+    a.secs = a.secs or (1 if a.quick else 2)
     a.size = (a.size or (256 if a.quick else 1024)) * MIB
     if a.runs < 1 or a.secs < 1 or a.size < 16 * MIB:
         p.error("--runs and --secs must be >= 1 and --size >= 16")
