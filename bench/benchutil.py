@@ -157,7 +157,8 @@ def make_base(path, size):
 
 def warm(paths):
     """Read files fully so the page cache holds them right before a measurement
-    (MACHINE-NOTES: a reclaim daemon drops pages untouched for about a minute)."""
+    (the development VMs run a reclaim daemon that drops pages untouched for
+    about a minute)."""
     buf = bytearray(4 * MIB)
     for top in paths:
         files = []

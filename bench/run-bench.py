@@ -181,7 +181,7 @@ def nbd_single_rows(ctx, servers):
         return g
 
     qd1 = [k for k in keys]                    # qemu-nbd is fine at QD1
-    qdn = [k for k in keys if k != "qemu-nbd"]  # MACHINE-NOTES: qemu stalls at QD>=2
+    qdn = [k for k in keys if k != "qemu-nbd"]  # qemu 7.2 stalls on qemu-nbd at QD>=2
     specs = [
         ("4 KiB random read QD1 (IOPS)", "nrd", "randread", "read", 4 * KIB, 1, stride,
          goals(True)),

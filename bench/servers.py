@@ -151,7 +151,7 @@ class Tgtd:
         if not self.proc:
             return
         if self.proc.poll() is None:
-            # MACHINE-NOTES: tgtd ignores SIGTERM while targets exist. Offline,
+            # tgt 1.0.85 ignores SIGTERM while targets exist. Offline,
             # delete the target, then ask it to exit; SIGTERM/SIGKILL of our own
             # PID only as the last resort.
             self._adm("--op", "update", "--mode", "sys", "--name", "State", "-v", "offline",
@@ -193,7 +193,7 @@ class NbdkitCow:
         for i in range(self.n):
             port = free_port()
             pidfile = os.path.join(self.ctx.work, "nbdkit-cow-%d.pid" % i)
-            # MACHINE-NOTES: nbdkit -f dies with its parent; use its daemon mode.
+            # Debian's nbdkit -f dies with its parent; use its daemon mode.
             run(["nbdkit", "-P", pidfile, "-i", "127.0.0.1", "-p", str(port),
                  "--filter=cow", "file", base], env=env)
             pid = read_pidfile(pidfile)
@@ -229,7 +229,7 @@ class QemuNbd:
             run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "raw", ov])
             port = free_port()
             pidfile = os.path.join(self.ctx.work, "qemu-nbd-%d.pid" % i)
-            # MACHINE-NOTES: without --shared/--persistent it serves one client.
+            # Without --shared/--persistent it serves one client.
             run(["qemu-nbd", "--fork", "--pid-file=" + pidfile, "-b", "127.0.0.1",
                  "-p", str(port), "-x", "ov", "-f", "qcow2", "--shared=8", "--persistent",
                  ov])
