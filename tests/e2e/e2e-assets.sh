@@ -50,9 +50,13 @@ started=$(date +%s)
 # shellcheck source=tests/e2e/e2e-debs.sh
 . "$here/e2e-debs.sh"
 
+rc=0
+debs_init "$cache/apt" || rc=$?
+[ $rc -eq 0 ] || skip "no Debian package lists"
+
 # Prints the package that linux-image-amd64 depends on (the real kernel).
 kernel_package() {
-    apt-cache depends linux-image-amd64 2>/dev/null |
+    apt-cache "${debs_apt_opts[@]}" depends linux-image-amd64 2>/dev/null |
         awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ {print $2; exit}'
 }
 

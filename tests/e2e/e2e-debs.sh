@@ -2,6 +2,11 @@
 # e2e-debs.sh — sourced by e2e-assets.sh and test-dnsmasq-config.sh: fetch
 # Debian packages into a cache with `apt-get download` (nothing is installed).
 #
+#   debs_init STATE_DIR          use the system's package lists, or, when they
+#                                 lack the packages (a fresh container, no apt-get
+#                                 update), a private copy in STATE_DIR fetched with
+#                                 apt-get update (root not needed; the host's apt
+#                                 state is not touched); returns 77 when neither works
 #   debs_library_closure PKG...   prints the lib* packages PKG... need, recursively
 #   debs_fetch DIR PKG...         downloads the PKGs not yet in DIR; returns 77
 #                                 when apt cannot (no archive, no network)
@@ -9,6 +14,19 @@
 
 debs_apt_opts=()
 [ "$(id -u)" -ne 0 ] || debs_apt_opts=(-o APT::Sandbox::User=root)
+
+debs_init() {
+    apt-cache show busybox-static >/dev/null 2>&1 && return 0
+    mkdir -p "$1/lists/partial" "$1/cache/archives/partial"
+    debs_apt_opts+=(-o "Dir::State::Lists=$1/lists" -o "Dir::Cache=$1/cache")
+    if ! apt-cache "${debs_apt_opts[@]}" show busybox-static >/dev/null 2>&1; then
+        echo "e2e: the system's package lists lack the guest packages: apt-get update into $1" >&2
+        apt-get "${debs_apt_opts[@]}" update >&2 || {
+            echo "e2e: apt-get update failed (no network to the Debian archive?)" >&2
+            return 77
+        }
+    fi
+}
 
 debs_library_closure() {
     # Breadth first, one apt-cache run per level (apt-cache is slow to start).
@@ -22,7 +40,7 @@ debs_library_closure() {
             next+=("$p")
         done
         [ ${#next[@]} -gt 0 ] || break
-        mapfile -t frontier < <(apt-cache depends --no-recommends --no-suggests --no-conflicts \
+        mapfile -t frontier < <(apt-cache "${debs_apt_opts[@]}" depends --no-recommends --no-suggests --no-conflicts \
             --no-breaks --no-replaces --no-enhances "${next[@]}" 2>/dev/null |
             awk '($1 == "Depends:" || $1 == "PreDepends:") && $2 ~ /^lib/ {print $2}' | sort -u)
     done
