@@ -245,34 +245,11 @@ cmd_progress(struct iscsit_conn *conn, struct iscsit_task *task)
     return true;
 }
 
-/* Decode the CDB from the BHS and an extended CDB AHS (RFC 7143 §11.2.2.3). */
 static bool
 cmd_decode_cdb(const struct iscsit_pdu *pdu, struct sdev_cmd *cmd)
 {
-    uint32_t off = 0;
-
-    memcpy(cmd->cdb, pdu->bhs.b + 32, 16);
-    cmd->cdb_len = 16;
-    while (off + 4 <= pdu->ahs_len) {
-        uint16_t alen = (uint16_t)(pdu->ahs[off] << 8 | pdu->ahs[off + 1]);
-        uint8_t type = pdu->ahs[off + 2];
-        uint32_t padded = (alen + 3u) & ~3u;
-
-        if (off + 3 + padded > pdu->ahs_len + 3u || off + 3 + alen > pdu->ahs_len)
-            return false;
-        if (type == ISCSIT_AHS_EXT_CDB) {
-            /* alen counts the reserved byte plus CDB bytes 16.. */
-            if (alen < 2 || 16 + (size_t)alen - 1 > SDEV_CDB_MAX)
-                return false;
-            memcpy(cmd->cdb + 16, pdu->ahs + off + 4, alen - 1u);
-            cmd->cdb_len = 16 + (size_t)alen - 1;
-        } else if (type != ISCSIT_AHS_BIDI_READ_LEN) {
-            return false;
-        }
-        off += 3 + padded + 1;
-        off = (off + 3u) & ~3u;
-    }
-    return true;
+    return iscsit_pdu_cdb(&pdu->bhs, pdu->ahs, pdu->ahs_len, cmd->cdb, sizeof(cmd->cdb),
+                          &cmd->cdb_len);
 }
 
 void

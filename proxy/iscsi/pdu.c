@@ -121,6 +121,40 @@ iscsit_bhs_set_isid(struct iscsit_bhs *h, uint64_t isid)
     }
 }
 
+bool
+iscsit_pdu_cdb(const struct iscsit_bhs *h, const uint8_t *ahs, uint32_t ahs_len, uint8_t *cdb,
+               size_t cdb_max, size_t *cdb_len)
+{
+    uint32_t off = 0;
+
+    g_assert(cdb_max >= 16);
+    memcpy(cdb, h->b + 32, 16);
+    *cdb_len = 16;
+    if (ahs_len % 4 != 0)
+        return false;
+    while (off < ahs_len) {
+        /* AHSLength counts the AHS-specific bytes after AHSLength and
+         * AHSType; each AHS is padded to a multiple of 4 bytes. */
+        uint16_t alen = (uint16_t)(ahs[off] << 8 | ahs[off + 1]);
+        uint8_t type = ahs[off + 2];
+        uint32_t size = (3u + alen + 3u) & ~3u;
+
+        if (size > ahs_len - off)
+            return false;
+        if (type == ISCSIT_AHS_EXT_CDB) {
+            /* a reserved byte, then CDB bytes 16 and up; only one such AHS */
+            if (alen < 2 || *cdb_len != 16 || 16 + (size_t)alen - 1 > cdb_max)
+                return false;
+            memcpy(cdb + 16, ahs + off + 4, alen - 1u);
+            *cdb_len = 16 + (size_t)alen - 1;
+        } else if (type != ISCSIT_AHS_BIDI_READ_LEN || alen != 5) {
+            return false;
+        }
+        off += size;
+    }
+    return true;
+}
+
 const char *
 iscsit_op_name(uint8_t op)
 {

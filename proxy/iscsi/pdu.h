@@ -217,5 +217,12 @@ iscsit_sn_le(uint32_t a, uint32_t b)
     return a == b || iscsit_sn_lt(a, b);
 }
 
+/* The CDB of a SCSI Command: 16 bytes from the BHS, the rest from an
+ * extended CDB AHS (RFC 7143 §11.2.2.3); a bidirectional read length AHS
+ * (§11.2.2.4) is allowed and skipped. false on any malformed or unknown AHS
+ * or a CDB longer than cdb_max (>= 16). */
+bool iscsit_pdu_cdb(const struct iscsit_bhs *h, const uint8_t *ahs, uint32_t ahs_len, uint8_t *cdb,
+                    size_t cdb_max, size_t *cdb_len);
+
 /* Name of an opcode for logs ("SCSI Command", "unknown"). */
 const char *iscsit_op_name(uint8_t op);

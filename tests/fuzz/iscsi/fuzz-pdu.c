@@ -1,6 +1,6 @@
 /* fuzz-pdu.c — libFuzzer harness for the iSCSI receive machine (rx.c):
  * BHS/AHS decoding, length checks against the limits, digests, and the
- * SCSI Command CDB/AHS decoding helpers of pdu.c.
+ * SCSI Command CDB decoding from the BHS and extended CDB AHS (pdu.c).
  *
  * Input: byte 0 picks the limits (bit 0 header digest, bit 1 data digest,
  * bits 2-3 MaxRecvDataSegmentLength 512/8192/65536/262144); the rest is the
@@ -43,6 +43,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         off += n;
         while ((r = iscsit_rx_next(&rx, &pdu)) == ISCSIT_RX_PDU) {
             uint64_t lun;
+            uint8_t cdb[32];
+            size_t cdb_len;
 
             g_assert(pdu.data_len <= lim.max_data);
             g_assert(pdu.ahs_len == iscsit_bhs_ahs_len(&pdu.bhs));
@@ -53,6 +55,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 (void)*(volatile const uint8_t *)&pdu.ahs[i];
             (void)iscsit_lun_decode(iscsit_bhs_get_lun(&pdu.bhs), &lun);
             (void)iscsit_op_name(pdu.bhs.b[0]);
+            if (iscsit_pdu_cdb(&pdu.bhs, pdu.ahs, pdu.ahs_len, cdb, sizeof(cdb), &cdb_len))
+                g_assert(cdb_len >= 16 && cdb_len <= sizeof(cdb));
         }
         if (r != ISCSIT_RX_MORE && r != ISCSIT_RX_PDU)
             break; /* the connection would end here */

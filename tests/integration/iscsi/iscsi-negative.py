@@ -166,6 +166,16 @@ c.send(b, ahs=bytes([0, 200, 1, 0, 0, 0, 0, 0]))
 p = c.recv()
 check("AHS length beyond the header: Reject 0x04", p.opcode == ir.OP_REJECT and p.bhs[2] == 0x04)
 
+# a 32-byte CDB: bytes 16..31 in an extended CDB AHS (length 17 = reserved
+# byte + 16 CDB bytes), followed by a bidirectional-read-length AHS
+cdb = bytes([0x7F, 0, 0, 0, 0, 0, 0, 0x18]) + bytes(24)
+b = ir.bhs(ir.OP_SCSI_CMD, 0x81, itt=c.next_itt(), f24=c.cmdsn, f32=cdb[:16])
+c.cmdsn += 1
+c.send(b, ahs=bytes([0, 17, 1, 0]) + cdb[16:] + bytes([0, 5, 2, 0, 0, 0, 0, 0]))
+p = c.recv()
+check("32-byte CDB in an extended CDB AHS reaches the device (SCSI Response, not Reject)",
+      p.opcode == ir.OP_SCSI_RSP)
+
 # CmdSN outside the window: dropped silently (RFC 7143 §3.2.2.1)
 b = ir.bhs(ir.OP_SCSI_CMD, 0x81, itt=c.next_itt(), f24=c.cmdsn + 1000, f32=b"\0" * 16)
 c.send(b)

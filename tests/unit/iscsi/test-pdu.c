@@ -276,6 +276,50 @@ test_rx_large(void)
     iscsit_rx_clear(&rx);
 }
 
+static void
+test_ext_cdb(void)
+{
+    struct iscsit_bhs h = {{0}};
+    uint8_t cdb[32];
+    size_t len = 0;
+    /* extended CDB AHS: AHSLength 17 = reserved byte + CDB bytes 16..31,
+     * then a bidirectional read length AHS (AHSLength 5) */
+    uint8_t ahs[28] = {0, 17, 1, 0};
+    const uint8_t bidi[8] = {0, 5, 2, 0, 0, 0, 2, 0};
+
+    for (int i = 0; i < 16; i++) {
+        h.b[32 + i] = (uint8_t)i;
+        ahs[4 + i] = (uint8_t)(16 + i);
+    }
+    memcpy(ahs + 20, bidi, 8);
+    g_assert_true(iscsit_pdu_cdb(&h, NULL, 0, cdb, sizeof(cdb), &len));
+    g_assert_cmpuint(len, ==, 16);
+    g_assert_true(iscsit_pdu_cdb(&h, ahs, 28, cdb, sizeof(cdb), &len));
+    g_assert_cmpuint(len, ==, 32);
+    for (int i = 0; i < 32; i++)
+        g_assert_cmpuint(cdb[i], ==, i);
+    /* 20-byte CDB: AHSLength 5, padded to 8 bytes */
+    {
+        uint8_t a2[8] = {0, 5, 1, 0, 0xa0, 0xa1, 0xa2, 0xa3};
+
+        g_assert_true(iscsit_pdu_cdb(&h, a2, 8, cdb, sizeof(cdb), &len));
+        g_assert_cmpuint(len, ==, 20);
+        g_assert_cmphex(cdb[19], ==, 0xa3);
+    }
+    /* too long for the buffer, beyond the AHS, unknown type, two CDB AHS */
+    g_assert_false(iscsit_pdu_cdb(&h, ahs, 28, cdb, 24, &len));
+    ahs[1] = 40;
+    g_assert_false(iscsit_pdu_cdb(&h, ahs, 28, cdb, sizeof(cdb), &len));
+    ahs[1] = 17;
+    ahs[22] = 7;
+    g_assert_false(iscsit_pdu_cdb(&h, ahs, 28, cdb, sizeof(cdb), &len));
+    {
+        uint8_t two[16] = {0, 5, 1, 0, 1, 2, 3, 4, 0, 5, 1, 0, 1, 2, 3, 4};
+
+        g_assert_false(iscsit_pdu_cdb(&h, two, 16, cdb, sizeof(cdb), &len));
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -283,6 +327,7 @@ main(int argc, char **argv)
     g_test_add_func("/iscsi/pdu/bhs-fields", test_bhs_fields);
     g_test_add_func("/iscsi/pdu/lun-decode", test_lun_decode);
     g_test_add_func("/iscsi/pdu/serial", test_serial);
+    g_test_add_func("/iscsi/pdu/ext-cdb-ahs", test_ext_cdb);
     g_test_add_func("/iscsi/pdu/crc32c-rfc3720-b4", test_crc32c_vectors);
     g_test_add_func("/iscsi/rx/bytewise", test_rx_bytewise);
     g_test_add_func("/iscsi/rx/data-too-long", test_rx_data_too_long);
