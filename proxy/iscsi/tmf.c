@@ -112,7 +112,9 @@ iscsit_rx_tmf(struct iscsit_conn *conn, const struct iscsit_pdu *pdu)
         response = ISCSIT_TMF_RSP_NOT_SUPPORTED;
         break;
     }
-    g_message("iSCSI: %s: task management function %u -> response %u", conn->peer, fn, response);
+    LOG_RATELIMITED(G_LOG_LEVEL_MESSAGE, 10, 10,
+                    "iSCSI: %s: task management function %u -> response %u", conn->peer, fn,
+                    response);
     rsp.b[0] = ISCSIT_OP_TMF_RSP;
     rsp.b[1] = ISCSIT_FLAG_FINAL;
     rsp.b[2] = response;
