@@ -160,20 +160,6 @@ ctl_arg_client(JsonObject *req, char **err_out)
     return json_node_get_string(n);
 }
 
-static int
-ctl_count_sessions(struct reg *reg, const char *client)
-{
-    g_autoptr(GPtrArray) st = reg_get_status(reg);
-    int n = 0;
-
-    for (guint i = 0; i < st->len; i++) {
-        const struct reg_session_status *s = g_ptr_array_index(st, i);
-        if (s->client != NULL && g_str_equal(s->client, client))
-            n++;
-    }
-    return n;
-}
-
 static JsonObject *
 ctl_cmd_client(struct reg *reg, const char *cmd, JsonObject *req)
 {
@@ -203,24 +189,24 @@ ctl_cmd_client(struct reg *reg, const char *cmd, JsonObject *req)
     {
         JsonNode *f = json_object_get_member(req, "force");
         bool force = false;
-        int n;
 
         if (f != NULL) {
             if (!JSON_NODE_HOLDS_VALUE(f) || json_node_get_value_type(f) != G_TYPE_BOOLEAN)
                 return ctl_error_response("\"force\" must be true or false");
             force = json_node_get_boolean(f);
         }
-        n = ctl_count_sessions(reg, client);
-        if (n > 0 && !force) {
-            g_autofree char *m = g_strdup_printf(
-                "client %s has %d session(s); end them first or use force", client, n);
-            return ctl_error_response(m);
+        /* Without force the registry decides "connected?" and resets in one
+         * step: counting sessions here first left a window in which a login
+         * attached and then had its disk replaced under it. */
+        if (!force) {
+            if (!reg_reset_client_idle(reg, client, &err))
+                return ctl_error_response(err->message);
+            return ctl_ok_response();
         }
         /* An initiator may log straight back in after the kick: the reset
          * then happens online under its new session, which gets a unit
          * attention (reg_reset_client freezes the disk and swaps it). */
-        if (n > 0)
-            reg_kick_client(reg, client, "reset by ovctl", true, CTL_KICK_TIMEOUT_MS);
+        reg_kick_client(reg, client, "reset by ovctl", true, CTL_KICK_TIMEOUT_MS);
         if (!reg_reset_client(reg, client, &err))
             return ctl_error_response(err->message);
         return ctl_ok_response();

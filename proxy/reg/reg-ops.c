@@ -391,8 +391,8 @@ reg_op_online(struct reg *reg, enum reg_op op, struct reg_disk *disk, uint32_t *
 }
 
 static bool
-reg_client_op(struct reg *reg, enum reg_op op, const char *client, uint32_t *new_generation,
-              GError **error)
+reg_client_op(struct reg *reg, enum reg_op op, const char *client, bool idle_only,
+              uint32_t *new_generation, GError **error)
 {
     struct reg_disk *disk;
     bool ok;
@@ -405,7 +405,13 @@ reg_client_op(struct reg *reg, enum reg_op op, const char *client, uint32_t *new
     g_mutex_lock(&reg->lock);
     reg_wait_stable(reg, client);
     disk = g_hash_table_lookup(reg->disks, client);
-    if (disk == NULL)
+    if (idle_only && disk != NULL && disk->attaches->len > 0) {
+        struct reg_attach *a = g_ptr_array_index(disk->attaches, 0);
+        g_set_error(error, REG_ERROR, REG_ERROR_BUSY,
+                    "client %s has %u session(s) (from %s); end them first or use force", client,
+                    disk->attaches->len, a->peer ? a->peer : "?");
+        ok = false;
+    } else if (disk == NULL)
         ok = reg_op_offline(reg, op, client, new_generation, error);
     else
         ok = reg_op_online(reg, op, disk, new_generation, error);
@@ -416,14 +422,20 @@ reg_client_op(struct reg *reg, enum reg_op op, const char *client, uint32_t *new
 bool
 reg_reset_client(struct reg *reg, const char *client, GError **error)
 {
-    return reg_client_op(reg, REG_OP_RESET, client, NULL, error);
+    return reg_client_op(reg, REG_OP_RESET, client, false, NULL, error);
+}
+
+bool
+reg_reset_client_idle(struct reg *reg, const char *client, GError **error)
+{
+    return reg_client_op(reg, REG_OP_RESET, client, true, NULL, error);
 }
 
 bool
 reg_commit_client(struct reg *reg, const char *client, uint32_t *new_generation, GError **error)
 {
     uint32_t gen = 0;
-    bool ok = reg_client_op(reg, REG_OP_COMMIT, client, &gen, error);
+    bool ok = reg_client_op(reg, REG_OP_COMMIT, client, false, &gen, error);
 
     if (ok && new_generation != NULL)
         *new_generation = gen;

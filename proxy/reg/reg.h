@@ -99,6 +99,11 @@ int reg_kick_client(struct reg *reg, const char *client, const char *reason, boo
  * store operation with the open overlay, swap in the new overlay, raise a unit
  * attention, thaw. Works when nobody is attached too. */
 bool reg_reset_client(struct reg *reg, const char *client, GError **error);
+/* Reset only if no session is attached (or in the middle of attaching):
+ * otherwise REG_ERROR_BUSY. The check and the reset are one step under the
+ * registry lock, so a login that races the reset is either refused nothing
+ * (it attaches after the reset) or makes the reset fail. */
+bool reg_reset_client_idle(struct reg *reg, const char *client, GError **error);
 bool reg_commit_client(struct reg *reg, const char *client, uint32_t *new_generation,
                        GError **error);
 /* Re-read the store: end sessions of clients that no longer exist. */

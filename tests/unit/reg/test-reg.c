@@ -402,6 +402,56 @@ test_kick_mid_attach(struct fixture *f, gconstpointer data)
     g_free(k.reason);
 }
 
+/* A reset that must not touch a connected client (ovctl reset without
+ * --force) is decided in the registry, under its lock: a session that was
+ * in the middle of its attach when the reset came is seen and the reset
+ * refused, instead of replacing the disk under a client that just logged in
+ * (an NBD client would not even get a unit attention). */
+struct idle_reset {
+    struct reg *reg;
+    bool ok;
+    GError *err;
+};
+
+static gpointer
+idle_reset_thread(gpointer data)
+{
+    struct idle_reset *r = data;
+
+    r->ok = reg_reset_client_idle(r->reg, "pc01", &r->err);
+    return NULL;
+}
+
+static void
+test_reset_idle(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    struct kick_rec k = {0};
+    struct midattach m = {f->reg, &k, NULL, -1};
+    struct idle_reset r = {f->reg, false, NULL};
+    GThread *at, *rt;
+    bool present = false;
+
+    /* nobody attached: it resets */
+    g_assert_true(reg_reset_client_idle(f->reg, "pc01", &err));
+    g_assert_no_error(err);
+    /* a session mid-attach: refused, and the session keeps its disk */
+    g_mutex_lock(&f->reg->bases->lock);
+    at = g_thread_new("attach", midattach_attach_thread, &m);
+    while (disk_state(f->reg, "pc01", &present) != REG_DISK_OPENING || !present)
+        g_usleep(1000);
+    rt = g_thread_new("reset", idle_reset_thread, &r);
+    g_usleep(50 * 1000);
+    g_mutex_unlock(&f->reg->bases->lock);
+    g_thread_join(at);
+    g_thread_join(rt);
+    g_assert_nonnull(m.attach);
+    g_assert_false(r.ok);
+    g_assert_error(r.err, REG_ERROR, REG_ERROR_BUSY);
+    g_clear_error(&r.err);
+    reg_detach(m.attach);
+}
+
 /* The last session detaching while an online commit runs, and the client
  * logging straight back in: the new attach must find the old overlay closed
  * (its lock released), never BUSY because the commit still held a
@@ -591,6 +641,7 @@ main(int argc, char **argv)
     ADD("/reg/kick-reconnect", test_kick_reconnect);
     ADD("/reg/kick-mid-attach", test_kick_mid_attach);
     ADD("/reg/detach-during-op", test_detach_during_op);
+    ADD("/reg/reset-idle", test_reset_idle);
     ADD("/reg/online-reset", test_online_reset);
     ADD("/reg/online-commit", test_online_commit);
     ADD("/reg/offline-reset-commit", test_offline_ops);
