@@ -167,16 +167,23 @@ nbdsrv_conn_run(struct nbdsrv *srv, int fd, const char *peer)
     conn->cfg = nbdsrv_get_cfg(srv);
     conn->tls = conn_tls(srv, conn->cfg);
     nbdsrv_io_init(&conn->io, fd);
+    bool late;
+
     g_mutex_lock(&srv->lock);
     conn->id = ++srv->next_id;
     g_hash_table_add(srv->conns, conn);
+    /* Accepted just before nbdsrv_shutdown() but started after it: the
+     * shutdown never saw this connection, so it ends here, or a silent peer
+     * would hold the daemon's bounded shutdown until the handshake timeout. */
+    late = srv->shutting_down;
     g_mutex_unlock(&srv->lock);
-    g_debug("%s: NBD connection %" G_GUINT64_FORMAT, conn->peer, conn->id);
+    g_debug("%s: NBD connection %" G_GUINT64_FORMAT "%s", conn->peer, conn->id,
+            late ? " refused: shutting down" : "");
 
     /* Negotiation must not take forever: a peer that connects and goes
      * silent would hold a thread. Transmission may idle as long as it likes. */
     set_recv_timeout(fd, srv->handshake_timeout_ms);
-    if (nbdsrv_handshake(conn)) {
+    if (!late && nbdsrv_handshake(conn)) {
         set_recv_timeout(fd, 0);
         nbdsrv_transmission(conn);
     }

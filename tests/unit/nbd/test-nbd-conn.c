@@ -932,6 +932,32 @@ test_shutdown(void)
     env_free(e);
 }
 
+/* A connection accepted just before shutdown whose thread starts after
+ * nbdsrv_shutdown() was never in the table that shutdown walked: it must
+ * end at once, not sit in the negotiation until the handshake timeout (a
+ * silent peer, e.g. a TCP health check, held the daemon's ordered shutdown
+ * past its bound, so it exited without closing the disks). */
+static void
+test_conn_after_shutdown(void)
+{
+    struct env *e = env_new(false, false);
+    GThread *t;
+    uint8_t buf[64];
+    gint64 start;
+    int fd;
+
+    e->srv->handshake_timeout_ms = 5000;
+    nbdsrv_shutdown(e->srv);
+    start = g_get_monotonic_time();
+    fd = start_conn(e, &t);
+    /* the peer says nothing; the server must hang up by itself */
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 2 * G_USEC_PER_SEC);
+    raw_close(fd, t);
+    env_free(e);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -950,6 +976,7 @@ main(int argc, char **argv)
     g_test_add_func("/nbd/conn/raw-forced-tls", test_raw_forced_tls);
     g_test_add_func("/nbd/conn/raw-meta-reset", test_raw_meta_reset);
     g_test_add_func("/nbd/conn/shutdown", test_shutdown);
+    g_test_add_func("/nbd/conn/after-shutdown", test_conn_after_shutdown);
     g_test_add_func("/nbd/conn/handshake-timeout", test_handshake_timeout);
     g_test_add_func("/nbd/conn/quirky-extents", test_quirky_extents);
     return g_test_run();
