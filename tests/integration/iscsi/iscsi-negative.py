@@ -236,6 +236,15 @@ check("data segment over MaxRecvDataSegmentLength: Reject 0x04", p.opcode == ir.
 check("... and the connection is closed", c.closed())
 keeper_alive("full feature phase errors")
 
+# TARGET WARM RESET answers and keeps the connection; COLD RESET answers, then
+# drops it (RFC 7143 §11.5.1)
+c = session()
+check("TARGET WARM RESET: function complete", tmf(c, 6) == 0)
+check("... the connection stays", c.tur() in (0, 2))
+check("TARGET COLD RESET: function complete", tmf(c, 7) == 0)
+check("... then the connection is closed", c.closed())
+keeper_alive("target resets")
+
 # logout
 c = session()
 b = ir.bhs(ir.OP_LOGOUT, 0x80 | 0, itt=c.next_itt(), f24=c.cmdsn, immediate=True)
