@@ -300,11 +300,14 @@ static void
 ctl_task_thread(GTask *task, gpointer src, gpointer data, GCancellable *cancel)
 {
     struct ctl_conn *c = data;
+    struct ctl_server *ctl = c->ctl;
     JsonObject *req = g_object_get_data(G_OBJECT(task), "req");
-    JsonObject *resp = ctl_dispatch(c->ctl->reg, req, NULL, NULL);
+    JsonObject *resp = ctl_dispatch(ctl->reg, req, NULL, NULL);
 
+    /* Once the result is returned the main loop may answer and, if the
+     * peer has gone, free c: do not touch c after this. */
     g_task_return_pointer(task, resp, (GDestroyNotify)json_object_unref);
-    g_atomic_int_dec_and_test(&c->ctl->tasks);
+    g_atomic_int_dec_and_test(&ctl->tasks);
 }
 
 static void
