@@ -6,7 +6,14 @@
 #                              contrib/initramfs/ovgate-init as /init (cpio newc, gzip)
 #   CACHE_DIR/golden.raw       ext4 golden image: busybox, /sbin/init =
 #                              tests/e2e/guest-init, /etc/golden-marker
-#   CACHE_DIR/ipxe/            TFTP root: vmlinuz, initramfs.img, ovgate.ipxe
+#   CACHE_DIR/ipxe/            TFTP root: vmlinuz, initramfs.img, ovgate.ipxe,
+#                              ovgate-sanboot.ipxe
+#   CACHE_DIR/bootdisk.raw     a whole bootable disk for iPXE `sanboot`: MBR
+#                              (syslinux), partition 1 FAT with syslinux, the
+#                              kernel, the initramfs and syslinux.cfg (command
+#                              line ovgate.iscsi=ibft root=/dev/sda2), partition 2
+#                              = golden.raw; CACHE_DIR/bootdisk.root-offset holds
+#                              partition 2's byte offset
 #
 # Packages come from the Debian archive with `apt-get download` and are
 # unpacked with `dpkg -x` into CACHE_DIR; nothing is installed on the host.
@@ -27,7 +34,7 @@ skip() {
     exit 77
 }
 
-for tool in apt-get apt-cache dpkg-deb cpio gzip mkfs.ext4 readelf sha256sum flock; do
+for tool in apt-get apt-cache dpkg-deb cpio gzip mkfs.ext4 readelf sha256sum flock python3; do
     command -v "$tool" >/dev/null || skip "$tool is not installed"
 done
 
@@ -36,7 +43,7 @@ exec 9>"$cache/lock"
 flock 9
 
 inputs="$here/e2e-assets.sh $here/e2e-debs.sh $contrib/initramfs/ovgate-init $contrib/initramfs/ovgate-udhcpc
-        $here/guest-init $contrib/ipxe/ovgate.ipxe"
+        $here/guest-init $contrib/ipxe/ovgate.ipxe $contrib/ipxe/ovgate-sanboot.ipxe"
 # shellcheck disable=SC2086
 want=$(cat $inputs | sha256sum | cut -d' ' -f1)
 if [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$want" ]; then
@@ -63,9 +70,11 @@ kernel_package() {
 kpkg=$(kernel_package)
 [ -n "$kpkg" ] || skip "apt-cache knows no linux-image-amd64 (run apt-get update)"
 tools=(busybox-static open-iscsi nbd-client)
+# For the sanboot disk; their programs need only libc.
+disktools=(syslinux syslinux-common mtools dosfstools)
 mapfile -t libs < <(debs_library_closure open-iscsi nbd-client | sort -u)
 rc=0
-debs_fetch "$cache/debs" "$kpkg" "${tools[@]}" "${libs[@]}" || rc=$?
+debs_fetch "$cache/debs" "$kpkg" "${tools[@]}" "${disktools[@]}" "${libs[@]}" || rc=$?
 [ $rc -ne 77 ] || skip "cannot download the packages"
 [ $rc -eq 0 ] || exit 1
 
@@ -73,7 +82,7 @@ work=$(mktemp -d "$cache/work.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 pkgroot=$work/pkgroot
 mkdir -p "$pkgroot"
-for p in "${tools[@]}" "${libs[@]}"; do
+for p in "${tools[@]}" "${disktools[@]}" "${libs[@]}"; do
     dpkg-deb -x "$(debs_file "$cache/debs" "$p")" "$pkgroot"
 done
 kroot=$work/kernel
@@ -199,8 +208,49 @@ cp "$kroot/boot/vmlinuz-$kver" "$work/vmlinuz"
 cp "$work/vmlinuz" "$work/initramfs.img" "$work/ipxe/"
 cp "$contrib/ipxe/ovgate.ipxe" "$work/ipxe/"
 
+cp "$contrib/ipxe/ovgate-sanboot.ipxe" "$work/ipxe/"
+
+# Bootable disk for sanboot --------------------------------------------------
+# syslinux installs through mtools on image files, so nothing is mounted.
+
+disk_tools_path="$pkgroot/usr/bin:$pkgroot/sbin:$pkgroot/usr/sbin:$PATH"
+cat >"$work/syslinux.cfg" <<EOF
+DEFAULT ovgate
+PROMPT 0
+TIMEOUT 0
+LABEL ovgate
+  KERNEL vmlinuz
+  INITRD initramfs.img
+  APPEND console=ttyS0 panic=-1 loglevel=4 rw ovgate.onfail=poweroff ovgate.iscsi=ibft root=/dev/sda2 ovgate.test.client=sanboot ovgate.test.token=sanboot-ok
+EOF
+PATH=$disk_tools_path mkfs.fat -C -F 16 -n OVBOOT "$work/fat.img" $((40 * 1024)) >/dev/null
+PATH=$disk_tools_path mcopy -i "$work/fat.img" "$work/vmlinuz" "$work/initramfs.img" \
+    "$work/syslinux.cfg" ::/
+fat_sectors=$(($(stat -c %s "$work/fat.img") / 512))
+root_sectors=$(($(stat -c %s "$work/golden.raw") / 512))
+p1=2048
+p2=$((p1 + fat_sectors))
+truncate -s $(((p2 + root_sectors) * 512)) "$work/bootdisk.raw"
+dd if="$pkgroot/usr/lib/syslinux/mbr/mbr.bin" of="$work/bootdisk.raw" conv=notrunc status=none
+# MBR partition table (LBA only): 1 = FAT16 (0x06, active), 2 = Linux (0x83).
+python3 - "$work/bootdisk.raw" "$p1" "$fat_sectors" "$p2" "$root_sectors" <<'EOF'
+import struct, sys
+path, p1, n1, p2, n2 = sys.argv[1], *map(int, sys.argv[2:])
+def entry(active, ptype, start, count):
+    chs = b"\xfe\xff\xff"
+    return struct.pack("<B3sB3sII", 0x80 if active else 0, chs, ptype, chs, start, count)
+with open(path, "r+b") as f:
+    f.seek(446)
+    f.write(entry(True, 0x06, p1, n1) + entry(False, 0x83, p2, n2) + bytes(32) + b"\x55\xaa")
+EOF
+dd if="$work/fat.img" of="$work/bootdisk.raw" bs=512 seek=$p1 conv=notrunc status=none
+dd if="$work/golden.raw" of="$work/bootdisk.raw" bs=512 seek=$p2 conv=notrunc status=none
+PATH=$disk_tools_path syslinux --offset $((p1 * 512)) --install "$work/bootdisk.raw"
+echo $((p2 * 512)) >"$work/bootdisk.root-offset"
+
 rm -rf "$cache/ipxe"
-mv "$work/vmlinuz" "$work/initramfs.img" "$work/golden.raw" "$work/ipxe" "$cache/"
+mv "$work/vmlinuz" "$work/initramfs.img" "$work/golden.raw" "$work/ipxe" \
+    "$work/bootdisk.raw" "$work/bootdisk.root-offset" "$cache/"
 echo "$kver" >"$cache/kernel-version"
 echo "$want" >"$cache/stamp"
 echo "e2e-assets: kernel $kver, initramfs $(du -k "$cache/initramfs.img" | cut -f1) KiB," \

@@ -4,24 +4,29 @@
 # Boots real Linux guests under QEMU (TCG) with their root file system on
 # ovgated, and reads clients' disks back through the daemon.
 #
-#   e2e_setup                 skip (77) unless QEMU and the e2fsprogs tools are
+#   e2e_setup [bootdisk]      skip (77) unless QEMU and the e2fsprogs tools are
 #                             there, build/reuse the cached kernel, initramfs and
-#                             golden image (e2e-assets.sh), create image "lab"
-#                             from the golden image and start the daemon
+#                             golden image (e2e-assets.sh), create image $E2E_IMAGE
+#                             ("lab") from the golden image (or from the bootable
+#                             disk for sanboot: root file system in partition 2)
+#                             and start the daemon
 #   e2e_client NAME           add client NAME of "lab" with IQN $(e2e_iqn NAME)
 #   e2e_iqn NAME              prints the client's initiator name
 #   e2e_boot_start NAME HOW CMDLINE...   start a guest in the background;
 #                             HOW is iscsi (direct kernel boot, iscsistart),
-#                             nbd (direct kernel boot, nbd-client) or ipxe (the
-#                             NIC's iPXE ROM, contrib/ipxe/ovgate.ipxe, iBFT);
-#                             CMDLINE: extra kernel arguments
+#                             nbd (direct kernel boot, nbd-client), ipxe (the
+#                             NIC's iPXE ROM, contrib/ipxe/ovgate.ipxe, iBFT) or
+#                             sanboot (iPXE ROM, contrib/ipxe/ovgate-sanboot.ipxe:
+#                             the disk's own boot loader and command line);
+#                             CMDLINE: extra kernel arguments (not for sanboot)
 #   e2e_boot_wait NAME        wait (bounded) for that guest to power off; prints
 #                             the boot time; fails if it did not finish
 #   e2e_boot NAME HOW CMDLINE...   both
 #   e2e_guest NAME WHAT       prints the guest's "OVGATE-GUEST: WHAT ..." lines
 #                             (WHAT without the prefix), e.g. e2e_guest a token
 #   e2e_read_disk NAME        copy NAME's disk through the daemon (iSCSI, with
-#                             NAME's initiator name) to $E2E_DISK, check its file
+#                             NAME's initiator name) to $E2E_DISK (its root file
+#                             system only, for a bootable disk), check that file
 #                             system (e2fsck -fn)
 #   e2e_disk_file PATH        prints PATH from $E2E_DISK (debugfs)
 #   e2e_gen_sums              prints sha256 of every generation file of the store
@@ -33,8 +38,9 @@
 # client of the daemon by E2E_HOST_TIMEOUT. Once a guest has not finished,
 # later boots of the same test fail at once instead of hanging again.
 
-E2E_IMAGE=lab
+E2E_IMAGE=${E2E_IMAGE:-lab}
 E2E_TARGET="$OVT_IQN_PREFIX:$E2E_IMAGE"
+E2E_ROOT_OFFSET=0
 E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-150}
 E2E_HOST_TIMEOUT=${E2E_HOST_TIMEOUT:-120}
 E2E_PIDS=""
@@ -74,7 +80,12 @@ e2e_setup() {
     fi
     ovt_init
     ovt_on_exit e2e_stop_guests
-    ovt_make_image_from "$E2E_IMAGE" "$E2E_CACHE/golden.raw" >/dev/null || {
+    e2e_src="$E2E_CACHE/golden.raw"
+    if [ "${1:-}" = bootdisk ]; then
+        e2e_src="$E2E_CACHE/bootdisk.raw"
+        E2E_ROOT_OFFSET=$(cat "$E2E_CACHE/bootdisk.root-offset")
+    fi
+    ovt_make_image_from "$E2E_IMAGE" "$e2e_src" >/dev/null || {
         echo "Bail out! ovctl image create failed"
         exit 1
     }
@@ -129,22 +140,27 @@ e2e_boot_start() {
             -kernel "$E2E_CACHE/vmlinuz" -initrd "$E2E_CACHE/initramfs.img" \
             -append "$e2e_args ovgate.nbd=10.0.2.2:$OVT_NBD_PORT:$E2E_IMAGE/$e2e_name" &
         ;;
-    ipxe)
-        # TFTP root: the cached kernel, initramfs and contrib/ipxe/ovgate.ipxe,
-        # plus a first script that sets this machine's settings and chains it.
+    ipxe | sanboot)
+        # TFTP root: the cached kernel, initramfs and contrib/ipxe scripts,
+        # plus a first script that sets this machine's settings and chains
+        # ovgate.ipxe or ovgate-sanboot.ipxe.
         e2e_tftp="$OVT_DIR/tftp-$e2e_name"
         mkdir -p "$e2e_tftp"
         ln -sf "$E2E_CACHE/ipxe/vmlinuz" "$E2E_CACHE/ipxe/initramfs.img" \
-            "$E2E_CACHE/ipxe/ovgate.ipxe" "$e2e_tftp/"
+            "$E2E_CACHE/ipxe/ovgate.ipxe" "$E2E_CACHE/ipxe/ovgate-sanboot.ipxe" "$e2e_tftp/"
+        e2e_script=ovgate.ipxe
+        [ "$e2e_how" = ipxe ] || e2e_script=ovgate-sanboot.ipxe
         cat >"$e2e_tftp/boot.ipxe" <<EOF
 #!ipxe
 set ovgate-port $OVT_ISCSI_PORT
 set ovgate-image $E2E_IMAGE
 set initiator-iqn $(e2e_iqn "$e2e_name")
 set ovgate-cmdline $e2e_args
-chain ovgate.ipxe
+chain $e2e_script
 EOF
-        e2e_qemu "$e2e_log" -boot n \
+        # reboot-timeout: when nothing boots, SeaBIOS reboots after 1 s and
+        # -no-reboot ends QEMU, instead of waiting for the timeout.
+        e2e_qemu "$e2e_log" -boot n,reboot-timeout=1000 \
             -netdev "user,id=n0,tftp=$e2e_tftp,bootfile=boot.ipxe" \
             -device "virtio-net-pci,netdev=n0,disable-legacy=on,mac=$e2e_mac" &
         ;;
@@ -203,6 +219,11 @@ e2e_read_disk() {
         diag "qemu-img could not read client $1's disk"
         return 1
     }
+    if [ "$E2E_ROOT_OFFSET" -ne 0 ]; then
+        # Keep only the root file system (a partition of a bootable disk).
+        dd if="$E2E_DISK" of="$E2E_DISK.root" bs=1M iflag=skip_bytes \
+            skip="$E2E_ROOT_OFFSET" status=none && mv "$E2E_DISK.root" "$E2E_DISK" || return 1
+    fi
     e2fsck -fn "$E2E_DISK" >"$OVT_DIR/e2fsck-$1.log" 2>&1 || {
         diag "client $1's file system is not clean:"
         sed 's/^/#   /' "$OVT_DIR/e2fsck-$1.log" | tail -n 10
