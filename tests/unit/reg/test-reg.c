@@ -148,6 +148,62 @@ test_auto_enroll(struct fixture *f, gconstpointer data)
     cfg_unref(cfg);
 }
 
+/* Several logins of one unknown initiator at once (iSCSI initiators retry
+ * and open sessions in parallel; names differ only in case, which RFC 3722
+ * folds): exactly one client is enrolled and every login gets its name. */
+struct enroll_race {
+    struct reg *reg;
+    const char *iqn;
+    char *name;
+    gint *go;
+};
+
+static gpointer
+enroll_race_thread(gpointer data)
+{
+    struct enroll_race *r = data;
+
+    while (!g_atomic_int_get(r->go))
+        g_thread_yield();
+    r->name = reg_resolve_initiator(r->reg, "lab", r->iqn, NULL);
+    return NULL;
+}
+
+static void
+test_auto_enroll_race(struct fixture *f, gconstpointer data)
+{
+    static const char *const iqns[] = {"iqn.2026-11.test:race01", "IQN.2026-11.TEST:RACE01",
+                                       "iqn.2026-11.test:Race01", "iqn.2026-11.test:race01"};
+    struct enroll_race r[8];
+    GThread *t[8];
+    g_autoptr(GPtrArray) clients = NULL;
+    g_autoptr(GError) err = NULL;
+    gint go = 0;
+    guint n = 0;
+
+    g_assert_true(ov_store_image_set_auto_enroll(f->store, "lab", true, &err));
+    for (int i = 0; i < 8; i++) {
+        r[i] = (struct enroll_race){f->reg, iqns[i % 4], NULL, &go};
+        t[i] = g_thread_new("enroll", enroll_race_thread, &r[i]);
+    }
+    g_atomic_int_set(&go, 1);
+    for (int i = 0; i < 8; i++)
+        g_thread_join(t[i]);
+    for (int i = 0; i < 8; i++) {
+        g_assert_nonnull(r[i].name);
+        g_assert_cmpstr(r[i].name, ==, r[0].name);
+    }
+    clients = ov_store_client_list(f->store, &err);
+    g_assert_no_error(err);
+    for (guint i = 0; i < clients->len; i++) {
+        const struct ov_client_info *c = g_ptr_array_index(clients, i);
+        n += g_str_equal(c->name, "pc01") ? 0 : 1;
+    }
+    g_assert_cmpuint(n, ==, 1);
+    for (int i = 0; i < 8; i++)
+        g_free(r[i].name);
+}
+
 static void
 test_attach_shared(struct fixture *f, gconstpointer data)
 {
@@ -634,6 +690,7 @@ main(int argc, char **argv)
     ADD("/reg/names", test_names);
     ADD("/reg/resolve", test_resolve);
     ADD("/reg/auto-enroll", test_auto_enroll);
+    ADD("/reg/auto-enroll-race", test_auto_enroll_race);
     ADD("/reg/attach-shared", test_attach_shared);
     ADD("/reg/attach-image", test_attach_image);
     ADD("/reg/image-recreated", test_image_recreated);
