@@ -16,6 +16,8 @@
  */
 #pragma once
 
+#include <pthread.h>
+
 #include "reg.h"
 
 enum reg_disk_state {
@@ -53,18 +55,18 @@ struct reg_attach {
 /* The base cache: one ov_base per generation, shared by every view. Owned by
  * the store (passed as the base opener's user_data with its destroy). */
 struct reg_bases {
-    GMutex lock;
+    pthread_mutex_t lock;
     GHashTable *cache; /* "IMAGE:GEN" -> struct ov_base * (one reference) */
 };
 
 struct reg {
-    GMutex lock;
-    GCond changed;
+    pthread_mutex_t lock;
+    pthread_cond_t changed; /* on CLOCK_MONOTONIC, like g_get_monotonic_time() */
     struct ov_store *store;
     struct cfg *cfg;
     GHashTable *disks; /* key -> struct reg_disk * */
     struct reg_bases *bases;
-    GMutex enroll_lock; /* serialises auto-enrolment */
+    pthread_mutex_t enroll_lock; /* serialises auto-enrolment */
     uint64_t next_serial;
 };
 
@@ -76,6 +78,15 @@ struct ov_base *reg_bases_open(const struct ov_image_info *image,
                                GError **error);
 /* Drop cached bases nobody else references. */
 void reg_bases_prune(struct reg_bases *bases);
+
+/* Locks are pthread ones, not GMutex/GCond: GLib implements those on raw
+ * futexes, which ThreadSanitizer cannot see (docs/concurrency.md). */
+void reg_lock(struct reg *reg);
+void reg_unlock(struct reg *reg);
+void reg_broadcast(struct reg *reg);
+void reg_wait(struct reg *reg);
+/* Wait until deadline (g_get_monotonic_time() scale); false on timeout. */
+bool reg_wait_until(struct reg *reg, gint64 deadline);
 
 /* reg.c, for reg-ops.c; all with reg->lock held unless said otherwise. */
 void reg_wait_stable(struct reg *reg, const char *key);

@@ -30,7 +30,7 @@ reg_bases_new(void)
 {
     struct reg_bases *b = g_new0(struct reg_bases, 1);
 
-    g_mutex_init(&b->lock);
+    pthread_mutex_init(&b->lock, NULL);
     b->cache =
         g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)ov_base_unref);
     return b;
@@ -42,7 +42,7 @@ reg_bases_free(struct reg_bases *b)
     if (b == NULL)
         return;
     g_hash_table_unref(b->cache);
-    g_mutex_clear(&b->lock);
+    pthread_mutex_destroy(&b->lock);
     g_free(b);
 }
 
@@ -55,18 +55,18 @@ reg_bases_open(const struct ov_image_info *image, const struct ov_generation_inf
     struct ov_base *base;
     struct ov_base_id id = {0};
 
-    g_mutex_lock(&b->lock);
+    pthread_mutex_lock(&b->lock);
     base = g_hash_table_lookup(b->cache, key);
     /* An image removed and created again reuses generation numbers: only a
      * base of the very same generation (UUID) may be shared. */
     if (base != NULL && base->has_id && memcmp(base->id.uuid, gen->uuid, sizeof(id.uuid)) == 0) {
         ov_base_ref(base);
-        g_mutex_unlock(&b->lock);
+        pthread_mutex_unlock(&b->lock);
         return base;
     }
     base = base_file_open(gen->path, error);
     if (base == NULL) {
-        g_mutex_unlock(&b->lock);
+        pthread_mutex_unlock(&b->lock);
         return NULL;
     }
     g_strlcpy(id.image, image->name, sizeof(id.image));
@@ -75,7 +75,7 @@ reg_bases_open(const struct ov_image_info *image, const struct ov_generation_inf
     memcpy(id.uuid, gen->uuid, sizeof(id.uuid));
     ov_base_set_id(base, &id);
     g_hash_table_replace(b->cache, g_steal_pointer(&key), ov_base_ref(base));
-    g_mutex_unlock(&b->lock);
+    pthread_mutex_unlock(&b->lock);
     return base;
 }
 
@@ -90,9 +90,9 @@ reg_base_unused(gpointer key, gpointer value, gpointer data)
 void
 reg_bases_prune(struct reg_bases *b)
 {
-    g_mutex_lock(&b->lock);
+    pthread_mutex_lock(&b->lock);
     g_hash_table_foreach_remove(b->cache, reg_base_unused, NULL);
-    g_mutex_unlock(&b->lock);
+    pthread_mutex_unlock(&b->lock);
 }
 
 /* --- names --- */
@@ -197,23 +197,23 @@ reg_enroll(struct reg *reg, const char *image, const char *iqn, GError **error)
     GError *local = NULL;
     char *name;
 
-    g_mutex_lock(&reg->enroll_lock);
+    pthread_mutex_lock(&reg->enroll_lock);
     /* Another login of the same initiator may have enrolled it meanwhile. */
     info = ov_store_client_find_by_iqn(reg->store, iqn, NULL);
     if (info != NULL) {
         name = g_strdup(info->name);
         ov_client_info_free(info);
-        g_mutex_unlock(&reg->enroll_lock);
+        pthread_mutex_unlock(&reg->enroll_lock);
         return name;
     }
     name = reg_enroll_name(reg, iqn);
     if (!ov_store_client_add(reg->store, name, image, iqns, NULL, &local)) {
-        g_mutex_unlock(&reg->enroll_lock);
+        pthread_mutex_unlock(&reg->enroll_lock);
         reg_propagate_store_error(error, local, "auto-enrolment");
         g_free(name);
         return NULL;
     }
-    g_mutex_unlock(&reg->enroll_lock);
+    pthread_mutex_unlock(&reg->enroll_lock);
     g_message("auto-enrolled initiator %s as client %s of image %s", iqn, name, image);
     return name;
 }
@@ -287,13 +287,13 @@ reg_op_offline(struct reg *reg, enum reg_op op, const char *client, uint32_t *ne
     bool ok;
 
     g_hash_table_insert(reg->disks, disk->key, disk);
-    g_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     ok = reg_store_op(reg, op, client, NULL, new_generation, error);
     if (ok && op == REG_OP_RESET)
         g_message("client %s reset (not connected)", client);
     else if (ok)
         g_message("client %s committed as generation %u (not connected)", client, *new_generation);
-    g_mutex_lock(&reg->lock);
+    reg_lock(reg);
     reg_disk_remove(reg, disk);
     return ok;
 }
@@ -349,7 +349,7 @@ reg_op_online(struct reg *reg, enum reg_op op, struct reg_disk *disk, uint32_t *
     int rc;
 
     disk->op_running = true;
-    g_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     rc = view_freeze(view);
     if (rc < 0) {
         view_thaw(view);
@@ -366,7 +366,7 @@ reg_op_online(struct reg *reg, enum reg_op op, struct reg_disk *disk, uint32_t *
         sdev_lu_raise_ua_all(lu, resized ? REG_ASC_CAPACITY_CHANGED : REG_ASC_MEDIUM_CHANGED,
                              resized ? REG_ASCQ_CAPACITY_CHANGED : REG_ASCQ_MEDIUM_CHANGED);
     }
-    g_mutex_lock(&reg->lock);
+    reg_lock(reg);
     disk->generation = view_get_generation(view);
     if (ok)
         g_message("client %s %s online (generation %u -> %u)", disk->client,
@@ -386,7 +386,7 @@ reg_op_online(struct reg *reg, enum reg_op op, struct reg_disk *disk, uint32_t *
     view_unref(view);
     /* Once op_running is clear a detach may free disk: no use after this. */
     disk->op_running = false;
-    g_cond_broadcast(&reg->changed);
+    reg_broadcast(reg);
     return ok;
 }
 
@@ -402,7 +402,7 @@ reg_client_op(struct reg *reg, enum reg_op op, const char *client, bool idle_onl
                     client);
         return false;
     }
-    g_mutex_lock(&reg->lock);
+    reg_lock(reg);
     reg_wait_stable(reg, client);
     disk = g_hash_table_lookup(reg->disks, client);
     if (idle_only && disk != NULL && disk->attaches->len > 0) {
@@ -415,7 +415,7 @@ reg_client_op(struct reg *reg, enum reg_op op, const char *client, bool idle_onl
         ok = reg_op_offline(reg, op, client, new_generation, error);
     else
         ok = reg_op_online(reg, op, disk, new_generation, error);
-    g_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     return ok;
 }
 
@@ -463,7 +463,7 @@ reg_rescan(struct reg *reg)
         const struct ov_client_info *c = g_ptr_array_index(clients, i);
         g_hash_table_add(names, c->name);
     }
-    g_mutex_lock(&reg->lock);
+    reg_lock(reg);
     g_hash_table_iter_init(&it, reg->disks);
     while (g_hash_table_iter_next(&it, NULL, &value)) {
         struct reg_disk *disk = value;
@@ -471,7 +471,7 @@ reg_rescan(struct reg *reg)
             !g_hash_table_contains(names, disk->client))
             g_ptr_array_add(gone, g_strdup(disk->client));
     }
-    g_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     for (guint i = 0; i < gone->len; i++) {
         const char *name = g_ptr_array_index(gone, i);
         g_autoptr(GError) gerr = NULL;

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "reg-int.h"
 
@@ -18,14 +19,56 @@ reg_error_quark(void)
     return g_quark_from_static_string("ovgate-reg-error-quark");
 }
 
+void
+reg_lock(struct reg *reg)
+{
+    pthread_mutex_lock(&reg->lock);
+}
+
+void
+reg_unlock(struct reg *reg)
+{
+    pthread_mutex_unlock(&reg->lock);
+}
+
+void
+reg_broadcast(struct reg *reg)
+{
+    pthread_cond_broadcast(&reg->changed);
+}
+
+void
+reg_wait(struct reg *reg)
+{
+    pthread_cond_wait(&reg->changed, &reg->lock);
+}
+
+bool
+reg_wait_until(struct reg *reg, gint64 deadline)
+{
+    struct timespec ts = {
+        .tv_sec = deadline / G_USEC_PER_SEC,
+        .tv_nsec = (deadline % G_USEC_PER_SEC) * 1000,
+    };
+
+    /* g_get_monotonic_time() is CLOCK_MONOTONIC in microseconds on Linux,
+     * the clock reg->changed was created with. */
+    return pthread_cond_timedwait(&reg->changed, &reg->lock, &ts) != ETIMEDOUT;
+}
+
 struct reg *
 reg_new(struct ov_store *store, struct cfg *cfg)
 {
     struct reg *reg = g_new0(struct reg, 1);
 
-    g_mutex_init(&reg->lock);
-    g_cond_init(&reg->changed);
-    g_mutex_init(&reg->enroll_lock);
+    pthread_condattr_t attr;
+
+    pthread_mutex_init(&reg->lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&reg->changed, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&reg->enroll_lock, NULL);
     reg->store = store;
     reg->cfg = cfg_ref(cfg);
     reg->disks = g_hash_table_new(g_str_hash, g_str_equal);
@@ -64,9 +107,9 @@ reg_free(struct reg *reg)
     }
     g_hash_table_unref(reg->disks);
     cfg_unref(reg->cfg);
-    g_mutex_clear(&reg->lock);
-    g_cond_clear(&reg->changed);
-    g_mutex_clear(&reg->enroll_lock);
+    pthread_mutex_destroy(&reg->lock);
+    pthread_cond_destroy(&reg->changed);
+    pthread_mutex_destroy(&reg->enroll_lock);
     g_free(reg);
 }
 
@@ -76,10 +119,10 @@ reg_set_cfg(struct reg *reg, struct cfg *cfg)
     struct cfg *old;
 
     cfg_ref(cfg);
-    g_mutex_lock(&reg->lock);
+    reg_lock(reg);
     old = reg->cfg;
     reg->cfg = cfg;
-    g_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     cfg_unref(old);
 }
 
@@ -88,9 +131,9 @@ reg_get_cfg(struct reg *reg)
 {
     struct cfg *cfg;
 
-    g_mutex_lock(&reg->lock);
+    reg_lock(reg);
     cfg = cfg_ref(reg->cfg);
-    g_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     return cfg;
 }
 
@@ -118,7 +161,7 @@ reg_disk_remove(struct reg *reg, struct reg_disk *disk)
 {
     g_hash_table_remove(reg->disks, disk->key);
     reg_disk_free(disk);
-    g_cond_broadcast(&reg->changed);
+    reg_broadcast(reg);
 }
 
 /* Wait until the disk under key is absent or OPEN without an operation. */
@@ -129,7 +172,7 @@ reg_wait_stable(struct reg *reg, const char *key)
         struct reg_disk *disk = g_hash_table_lookup(reg->disks, key);
         if (disk == NULL || (disk->state == REG_DISK_OPEN && !disk->op_running))
             return;
-        g_cond_wait(&reg->changed, &reg->lock);
+        reg_wait(reg);
     }
 }
 
@@ -221,7 +264,7 @@ reg_attach_disk(struct reg *reg, const char *key, const char *client, const char
     struct reg_disk *disk;
     struct reg_attach *a;
 
-    g_mutex_lock(&reg->lock);
+    reg_lock(reg);
     reg_wait_stable(reg, key);
     disk = g_hash_table_lookup(reg->disks, key);
     if (disk != NULL) {
@@ -234,30 +277,30 @@ reg_attach_disk(struct reg *reg, const char *key, const char *client, const char
                 g_set_error(error, REG_ERROR, REG_ERROR_BUSY, "client %s is in use over %s from %s",
                             client, first->protocol == REG_PROTO_NBD ? "NBD" : "iSCSI",
                             first->peer);
-                g_mutex_unlock(&reg->lock);
+                reg_unlock(reg);
                 return NULL;
             }
         }
         a = reg_attach_new(reg, disk, params);
-        g_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         return a;
     }
     disk = reg_disk_new(key, client, image, REG_DISK_OPENING);
     disk->generation = generation;
     g_hash_table_insert(reg->disks, disk->key, disk);
-    g_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
 
     if (!reg_disk_open(reg, disk, error)) {
-        g_mutex_lock(&reg->lock);
+        reg_lock(reg);
         reg_disk_remove(reg, disk);
-        g_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         return NULL;
     }
-    g_mutex_lock(&reg->lock);
+    reg_lock(reg);
     disk->state = REG_DISK_OPEN;
     a = reg_attach_new(reg, disk, params);
-    g_cond_broadcast(&reg->changed);
-    g_mutex_unlock(&reg->lock);
+    reg_broadcast(reg);
+    reg_unlock(reg);
     g_info("opened disk %s (image %s generation %u) for %s", key, image, disk->generation,
            params->peer ? params->peer : "?");
     return a;
@@ -315,29 +358,29 @@ reg_detach(struct reg_attach *a)
         return;
     reg = a->reg;
     disk = a->disk;
-    g_mutex_lock(&reg->lock);
+    reg_lock(reg);
     while (a->kicking > 0)
-        g_cond_wait(&reg->changed, &reg->lock);
+        reg_wait(reg);
     g_ptr_array_remove(disk->attaches, a);
-    g_cond_broadcast(&reg->changed); /* a kick may be waiting for this session */
+    reg_broadcast(reg); /* a kick may be waiting for this session */
     /* An operation in progress holds its own references and closes nothing. */
     while (disk->attaches->len == 0 && disk->op_running)
-        g_cond_wait(&reg->changed, &reg->lock);
+        reg_wait(reg);
     if (disk->attaches->len == 0 && disk->state == REG_DISK_OPEN) {
         disk->state = REG_DISK_CLOSING;
         view = disk->view;
         lu = disk->lu;
     }
-    g_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
 
     if (view != NULL) {
         /* The last reference of the view closes the overlay: final flush. */
         sdev_lu_unref(lu);
         view_unref(view);
         g_info("closed disk %s", disk->key);
-        g_mutex_lock(&reg->lock);
+        reg_lock(reg);
         reg_disk_remove(reg, disk);
-        g_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
     }
     g_free(a->peer);
     g_free(a->initiator);
@@ -379,19 +422,19 @@ reg_disk_kick_locked(struct reg *reg, struct reg_disk *disk, const char *reason,
                 g_array_append_val(kicked, a->serial);
         }
     }
-    g_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     for (guint i = 0; i < list->len; i++) {
         struct reg_attach *a = g_ptr_array_index(list, i);
         g_message("ending session of %s from %s: %s", disk->key, a->peer ? a->peer : "?", reason);
         a->kick(a->kick_data, reason);
         n++;
     }
-    g_mutex_lock(&reg->lock);
+    reg_lock(reg);
     for (guint i = 0; i < list->len; i++) {
         struct reg_attach *a = g_ptr_array_index(list, i);
         a->kicking--;
     }
-    g_cond_broadcast(&reg->changed);
+    reg_broadcast(reg);
     return n;
 }
 
@@ -424,7 +467,7 @@ reg_kick_client(struct reg *reg, const char *client, const char *reason, bool wa
     struct reg_disk *disk;
     int n = 0;
 
-    g_mutex_lock(&reg->lock);
+    reg_lock(reg);
     /* A session in the middle of its attach (disk OPENING) is a session
      * too: wait until it is attached and kick it with the others, or the
      * kick would miss it and it would run on after "kick" / "reset --force".
@@ -432,17 +475,17 @@ reg_kick_client(struct reg *reg, const char *client, const char *reason, bool wa
      * waited for (op_running), its sessions stay attached and are kicked. */
     while ((disk = g_hash_table_lookup(reg->disks, client)) != NULL &&
            disk->state == REG_DISK_OPENING)
-        g_cond_wait(&reg->changed, &reg->lock);
+        reg_wait(reg);
     if (disk != NULL && disk->state == REG_DISK_OPEN)
         n = reg_disk_kick_locked(reg, disk, reason, kicked);
     /* The disk pointer may be gone now; look it up again while waiting. */
     while (wait && n > 0 && !reg_kick_done(reg, client, kicked)) {
-        if (!g_cond_wait_until(&reg->changed, &reg->lock, deadline)) {
+        if (!reg_wait_until(reg, deadline)) {
             g_warning("sessions of %s did not end within %d ms", client, timeout_ms);
             break;
         }
     }
-    g_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     return n;
 }
 
@@ -465,7 +508,7 @@ reg_get_status(struct reg *reg)
     GHashTableIter it;
     gpointer value;
 
-    g_mutex_lock(&reg->lock);
+    reg_lock(reg);
     g_hash_table_iter_init(&it, reg->disks);
     while (g_hash_table_iter_next(&it, NULL, &value)) {
         struct reg_disk *disk = value;
@@ -486,6 +529,6 @@ reg_get_status(struct reg *reg)
             g_ptr_array_add(out, s);
         }
     }
-    g_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     return out;
 }

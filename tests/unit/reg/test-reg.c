@@ -425,12 +425,12 @@ disk_state(struct reg *reg, const char *key, bool *present)
     enum reg_disk_state st = REG_DISK_OPEN;
     struct reg_disk *disk;
 
-    g_mutex_lock(&reg->lock);
+    pthread_mutex_lock(&reg->lock);
     disk = g_hash_table_lookup(reg->disks, key);
     *present = disk != NULL;
     if (disk != NULL)
         st = disk->state;
-    g_mutex_unlock(&reg->lock);
+    pthread_mutex_unlock(&reg->lock);
     return st;
 }
 
@@ -442,13 +442,13 @@ test_kick_mid_attach(struct fixture *f, gconstpointer data)
     GThread *at, *kt;
     bool present = false;
 
-    g_mutex_lock(&f->reg->bases->lock);
+    pthread_mutex_lock(&f->reg->bases->lock);
     at = g_thread_new("attach", midattach_attach_thread, &m);
     while (disk_state(f->reg, "pc01", &present) != REG_DISK_OPENING || !present)
         g_usleep(1000);
     kt = g_thread_new("kick", midattach_kick_thread, &m);
     g_usleep(50 * 1000); /* let the kick meet the OPENING disk */
-    g_mutex_unlock(&f->reg->bases->lock);
+    pthread_mutex_unlock(&f->reg->bases->lock);
     g_thread_join(at);
     g_thread_join(kt);
     g_assert_nonnull(m.attach);
@@ -492,13 +492,13 @@ test_reset_idle(struct fixture *f, gconstpointer data)
     g_assert_true(reg_reset_client_idle(f->reg, "pc01", &err));
     g_assert_no_error(err);
     /* a session mid-attach: refused, and the session keeps its disk */
-    g_mutex_lock(&f->reg->bases->lock);
+    pthread_mutex_lock(&f->reg->bases->lock);
     at = g_thread_new("attach", midattach_attach_thread, &m);
     while (disk_state(f->reg, "pc01", &present) != REG_DISK_OPENING || !present)
         g_usleep(1000);
     rt = g_thread_new("reset", idle_reset_thread, &r);
     g_usleep(50 * 1000);
-    g_mutex_unlock(&f->reg->bases->lock);
+    pthread_mutex_unlock(&f->reg->bases->lock);
     g_thread_join(at);
     g_thread_join(rt);
     g_assert_nonnull(m.attach);
