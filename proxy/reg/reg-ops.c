@@ -327,6 +327,20 @@ reg_op_frozen(struct reg *reg, enum reg_op op, struct reg_disk *disk, uint32_t *
         g_critical("client %s: cannot open its overlay after %s: %s; its I/O fails until "
                    "it reconnects",
                    client, op == REG_OP_RESET ? "reset" : "commit", local->message);
+        if (op == REG_OP_COMMIT) {
+            /* The store has moved the client onto the new generation and
+             * replaced its overlay file: the overlay the view still holds
+             * is an orphan, and a write into it would be lost at the next
+             * open. Drop it (its content is in the new generation), so the
+             * view fails I/O and the caller ends the sessions. */
+            GError *cerr = NULL;
+            if (!ov_overlay_close(view_detach_overlay(disk->view), &cerr)) {
+                g_warning("closing the replaced overlay of %s: %s", client, cerr->message);
+                g_error_free(cerr);
+            }
+            g_prefix_error(&local, "committed as generation %u, but ",
+                           new_generation != NULL ? *new_generation : 0);
+        }
         if (ok)
             reg_propagate_store_error(error, local, client);
         else

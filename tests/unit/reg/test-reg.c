@@ -638,6 +638,69 @@ test_online_commit(struct fixture *f, gconstpointer data)
     reg_detach(a);
 }
 
+/* An online commit whose new overlay cannot be opened afterwards (out of
+ * file descriptors, an I/O error): the store has already moved the client
+ * onto the new generation and replaced its overlay file, so the old overlay
+ * the view still held was an orphan. Writes after the commit went there and
+ * were lost at the next reconnect. They must fail instead, the sessions
+ * end, and what was written before the commit is in the new generation. */
+static gint fail_gen2;
+
+static struct ov_base *
+failing_opener(const struct ov_image_info *image, const struct ov_generation_info *gen,
+               void *user_data, GError **error)
+{
+    if (gen->generation == 2 && g_atomic_int_get(&fail_gen2)) {
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_MFILE,
+                    "test: cannot open generation 2");
+        return NULL;
+    }
+    return reg_bases_open(image, gen, user_data, error);
+}
+
+static void
+test_commit_reopen_fails(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    struct kick_rec k = {0};
+    struct reg_attach_params p = params(REG_PROTO_NBD, kick_cb, &k);
+    struct reg_attach_params p2 = params(REG_PROTO_NBD, NULL, NULL);
+    struct reg_attach *a;
+    uint8_t want[4096], buf[4096], late[4096];
+    struct view *v;
+
+    /* our own base cache, so that the opener can be wrapped */
+    f->reg->bases = reg_bases_new();
+    ov_store_set_base_opener(f->store, failing_opener, f->reg->bases,
+                             (GDestroyNotify)reg_bases_free);
+    a = reg_attach_client(f->reg, "pc01", &p, &err);
+    g_assert_no_error(err);
+    v = reg_attach_get_view(a);
+    memset(want, 0x5c, sizeof(want));
+    g_assert_cmpint(view_pwrite(v, want, sizeof(want), 8192, 0), ==, 0);
+    g_atomic_int_set(&fail_gen2, 1);
+    g_test_expect_message("ovgate-reg", G_LOG_LEVEL_CRITICAL, "*cannot open its overlay*");
+    g_assert_false(reg_commit_client(f->reg, "pc01", NULL, &err));
+    g_test_assert_expected_messages();
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err->message, "generation 2"));
+    g_clear_error(&err);
+    /* the session was told to end, and nothing more is written anywhere */
+    g_assert_cmpint(k.count, ==, 1);
+    memset(late, 0x77, sizeof(late));
+    g_assert_cmpint(view_pwrite(v, late, sizeof(late), 0, 0), ==, -EIO);
+    reg_detach(a);
+    g_atomic_int_set(&fail_gen2, 0);
+    /* after reconnecting: on generation 2, with the data written before */
+    a = reg_attach_client(f->reg, "pc01", &p2, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(view_get_generation(reg_attach_get_view(a)), ==, 2);
+    g_assert_cmpint(view_pread(reg_attach_get_view(a), buf, sizeof(buf), 8192), ==, 0);
+    g_assert_cmpmem(buf, sizeof(buf), want, sizeof(want));
+    reg_detach(a);
+    g_free(k.reason);
+}
+
 static void
 test_offline_ops(struct fixture *f, gconstpointer data)
 {
@@ -701,6 +764,7 @@ main(int argc, char **argv)
     ADD("/reg/reset-idle", test_reset_idle);
     ADD("/reg/online-reset", test_online_reset);
     ADD("/reg/online-commit", test_online_commit);
+    ADD("/reg/commit-reopen-fails", test_commit_reopen_fails);
     ADD("/reg/offline-reset-commit", test_offline_ops);
     ADD("/reg/rescan", test_rescan);
     return g_test_run();
