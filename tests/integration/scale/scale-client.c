@@ -96,6 +96,8 @@ struct scale_opts {
     int hold_timeout;
     char *ready_file;
     char *go_file;
+    char *mark_file;
+    char *victims;
     char *make_base;
     gboolean verify_only;
     int name_shift;
@@ -115,6 +117,8 @@ struct scale_sess {
     uint32_t round;         /* the round this thread writes or verifies */
     unsigned long ops[SCALE_PHASE_COUNT];
     bool failed;
+    bool victim;  /* --victims: its session may be ended from outside */
+    bool foreign; /* it read another session's data */
     char err[320];
 };
 
@@ -162,9 +166,14 @@ scale_fail(struct scale_sess *s, const char *fmt, ...)
     if (s->failed)
         return;
     s->failed = true;
+    /* Say where: "write 2: ..." (connect and disconnect have no round). */
+    int n = s->phase == SCALE_PHASE_CONNECT || s->phase == SCALE_PHASE_DISCONNECT
+                ? snprintf(s->err, sizeof(s->err), "%s: ", scale_phase_names[s->phase])
+                : snprintf(s->err, sizeof(s->err), "%s %" PRIu32 ": ",
+                           scale_phase_names[s->phase], s->round);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->err, sizeof(s->err), fmt, ap);
+    vsnprintf(s->err + n, sizeof(s->err) - (size_t)n, fmt, ap);
     va_end(ap);
 }
 
@@ -224,8 +233,10 @@ scale_check(struct scale_sess *s, const uint8_t *got, uint32_t owner, uint32_t r
     uint32_t saw = (uint32_t)scale_get_le(got + 8, 4);
     uint32_t saw_round = (uint32_t)scale_get_le(got + 20, 4);
     const char *what = ": CORRUPT";
-    if (saw != SCALE_OWNER_BASE && saw != s->index)
+    if (saw != SCALE_OWNER_BASE && saw != s->index) {
         what = ": ISOLATION BROKEN (another session's data)";
+        s->foreign = true;
+    }
     else if (saw == SCALE_OWNER_BASE && owner != SCALE_OWNER_BASE)
         what = ": WRITE LOST";
     else if (saw == owner && saw_round < round)
@@ -602,6 +613,21 @@ scale_make_base(const char *path)
     return close(fd) == 0;
 }
 
+/* Whether session I is named in --victims. */
+static bool
+scale_is_victim(unsigned i)
+{
+    if (!scale_o.victims)
+        return false;
+    g_auto(GStrv) list = g_strsplit(scale_o.victims, ",", -1);
+    for (char **p = list; *p; p++) {
+        guint64 v;
+        if (g_ascii_string_to_unsigned(*p, 10, 0, SCALE_MAX_SESSIONS, &v, NULL) && v == i)
+            return true;
+    }
+    return false;
+}
+
 /* Create --ready-file, then wait (bounded) for --go-file: the test looks at
  * the daemon while every session is still logged in. */
 static bool
@@ -650,6 +676,12 @@ scale_parse(int argc, char **argv)
          "S"},
         {"ready-file", 0, 0, G_OPTION_ARG_FILENAME, &scale_o.ready_file,
          "Create after verifying", "FILE"},
+        {"mark-file", 0, 0, G_OPTION_ARG_FILENAME, &scale_o.mark_file,
+         "Create once round 1 is verified", "FILE"},
+        {"victims", 0, 0, G_OPTION_ARG_STRING, &scale_o.victims,
+         "Sessions (indices, comma-separated) that may be ended from outside; they must "
+         "still never read another session's data",
+         "LIST"},
         {"go-file", 0, 0, G_OPTION_ARG_FILENAME, &scale_o.go_file,
          "Disconnect once it exists", "FILE"},
         {"verify-only", 0, 0, G_OPTION_ARG_NONE, &scale_o.verify_only,
@@ -690,6 +722,16 @@ scale_parse(int argc, char **argv)
         scale_half % SCALE_P1 == 0 || scale_half % SCALE_P2 == 0) {
         fprintf(stderr, "scale-client: the blocks do not fit a %d MiB disk\n", scale_o.disk_mib);
         return false;
+    }
+    if (scale_o.victims) {
+        g_auto(GStrv) list = g_strsplit(scale_o.victims, ",", -1);
+        for (char **v = list; *v; v++) {
+            if (!g_ascii_string_to_unsigned(*v, 10, 0, total - 1, NULL, NULL)) {
+                fprintf(stderr, "scale-client: --victims: '%s' is not a session index below %u\n",
+                        *v, total);
+                return false;
+            }
+        }
     }
     if (!scale_o.host || !scale_o.image || !scale_o.client_prefix ||
         (scale_o.n_iscsi && (!scale_o.iscsi_port || !scale_o.target || !scale_o.iqn_prefix)) ||
@@ -753,6 +795,7 @@ main(int argc, char **argv)
         s->index = i;
         s->total = n;
         s->proto = i < (unsigned)scale_o.n_iscsi ? SCALE_ISCSI : SCALE_NBD;
+        s->victim = scale_is_victim(i);
         unsigned first = s->proto == SCALE_ISCSI ? 0 : (unsigned)scale_o.n_iscsi;
         unsigned group = s->proto == SCALE_ISCSI ? (unsigned)scale_o.n_iscsi : (unsigned)scale_o.n_nbd;
         unsigned client = first + (i - first + (unsigned)scale_o.name_shift) % group;
@@ -799,8 +842,9 @@ main(int argc, char **argv)
         unsigned long ops = scale_ops(ss, n, p);
         scale_report(p, r, now - t, ops - done[p]);
         done[p] = ops;
-        if (p == SCALE_PHASE_VERIFY)
-            r++;
+        if (p == SCALE_PHASE_VERIFY && r++ == 1 && scale_o.mark_file &&
+            !g_file_set_contents(scale_o.mark_file, "round 1 verified\n", -1, NULL))
+            printf("# cannot create %s\n", scale_o.mark_file);
         t = now;
     }
     g_array_free(plan, TRUE);
@@ -809,14 +853,20 @@ main(int argc, char **argv)
     alarm(0);
     printf("# total %.3f s\n", scale_now() - t0);
 
-    unsigned failed = 0;
+    unsigned failed = 0, ended = 0;
     for (unsigned i = 0; i < n; i++) {
-        if (ss[i].failed) {
+        const char *proto = ss[i].proto == SCALE_ISCSI ? "iSCSI" : "NBD";
+        if (ss[i].victim && !ss[i].foreign) {
+            ended += ss[i].failed;
+            printf("# victim session %u (%s, %s): %s\n", i, ss[i].name, proto,
+                   ss[i].failed ? ss[i].err : "ran to the end undisturbed");
+        } else if (ss[i].failed) {
             failed++;
-            printf("# session %u (%s, %s): %s\n", i, ss[i].name,
-                   ss[i].proto == SCALE_ISCSI ? "iSCSI" : "NBD", ss[i].err);
+            printf("# session %u (%s, %s): %s\n", i, ss[i].name, proto, ss[i].err);
         }
     }
+    if (scale_o.victims)
+        printf("# %u victim session(s) were ended from outside\n", ended);
     pthread_barrier_destroy(&scale_barrier);
     if (failed)
         printf("# %u of %u sessions failed\n", failed, n);

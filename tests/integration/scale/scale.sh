@@ -15,7 +15,7 @@ N_NBD=${3:?}
 N=$((N_ISCSI + N_NBD))
 IQN_PREFIX=iqn.2026-11.org.ovgate.scale
 DISK_MIB=64
-plan 13
+plan 15
 
 ovt_init
 "$CLIENT" --make-base "$OVT_DIR/base.raw" --disk-mib "$DISK_MIB" || exit 1
@@ -170,6 +170,31 @@ rc=0
 run_client --verify-only --rounds 3 >"$OVT_DIR/client4.out" 2>&1 || rc=$?
 ovt_check "the checks see it when a session reads an older round's data" \
     test "$rc" -eq 1 -a "$(grep -c 'STALE' "$OVT_DIR/client4.out")" -eq "$N"
+# Online resets under load: while all sessions run 8 rounds, one iSCSI and
+# one NBD client are reset with --force. Only their sessions end; every
+# other session verifies every round, and nobody reads another's data.
+victims="0,$N_ISCSI"
+[ "$N_NBD" -gt 0 ] || victims=0
+rm -f "$OVT_DIR/mark"
+run_client --rounds 8 --victims "$victims" --mark-file "$OVT_DIR/mark" \
+    >"$OVT_DIR/client5.out" 2>&1 &
+cpid=$!
+i=0
+while [ ! -e "$OVT_DIR/mark" ] && kill -0 "$cpid" 2>/dev/null && [ "$i" -lt 1200 ]; do
+    sleep 0.02
+    i=$((i + 1))
+done
+reset_rc=0
+for v in ${victims//,/ }; do
+    ovt_ovctl --socket "$OVT_CTL_SOCKET" reset "$(printf 'c%03d' "$v")" --force \
+        >"$OVT_DIR/reset.out" 2>&1 || { reset_rc=1; sed 's/^/# reset: /' "$OVT_DIR/reset.out"; }
+done
+rc=0
+wait "$cpid" || rc=$?
+grep -E '^# (victim|[0-9]+ victim|session|phase connect|total|Bail)' "$OVT_DIR/client5.out"
+ovt_check "resetting clients under load ends only their sessions; all others verify 8 rounds" \
+    test "$rc" -eq 0 -a "$reset_rc" -eq 0
 ovt_check "ovgated stops cleanly again" stop_clean
+ovt_check "every overlay passes ovctl check after the online resets" check_all
 ovt_check "the generation file is still unchanged" test "$(gen_sha)" = "$gen"
 ovt_done
