@@ -221,7 +221,7 @@ TIMEOUT 0
 LABEL ovgate
   KERNEL vmlinuz
   INITRD initramfs.img
-  APPEND console=ttyS0 panic=-1 loglevel=4 rw ovgate.onfail=poweroff ovgate.iscsi=ibft root=/dev/sda2 ovgate.test.client=sanboot ovgate.test.token=sanboot-ok
+  APPEND console=ttyS0 panic=-1 loglevel=4 no_timer_check rw ovgate.onfail=poweroff ovgate.iscsi=ibft root=/dev/sda2 ovgate.test.client=sanboot ovgate.test.token=sanboot-ok
 EOF
 PATH=$disk_tools_path mkfs.fat -C -F 16 -n OVBOOT "$work/fat.img" $((40 * 1024)) >/dev/null
 PATH=$disk_tools_path mcopy -i "$work/fat.img" "$work/vmlinuz" "$work/initramfs.img" \

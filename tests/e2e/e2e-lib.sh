@@ -22,6 +22,7 @@
 #   e2e_boot_wait NAME        wait (bounded) for that guest to power off; prints
 #                             the boot time; fails if it did not finish
 #   e2e_boot NAME HOW CMDLINE...   both
+#   e2e_booted NAME           true when NAME's last boot ran to the end
 #   e2e_guest NAME WHAT       prints the guest's "OVGATE-GUEST: WHAT ..." lines
 #                             (WHAT without the prefix), e.g. e2e_guest a token
 #   e2e_read_disk NAME        copy NAME's disk through the daemon (iSCSI, with
@@ -46,7 +47,9 @@ E2E_HOST_TIMEOUT=${E2E_HOST_TIMEOUT:-120}
 E2E_PIDS=""
 E2E_BROKEN=0
 E2E_HERE=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)
-E2E_CMDLINE_BASE="console=ttyS0 panic=-1 loglevel=4 rw ovgate.onfail=poweroff"
+# no_timer_check: under TCG on a loaded host the kernel's IO-APIC timer check
+# can miss its window and panic ("IO-APIC + timer doesn't work").
+E2E_CMDLINE_BASE="console=ttyS0 panic=-1 loglevel=4 no_timer_check rw ovgate.onfail=poweroff"
 
 e2e_iqn() {
     echo "iqn.2026-11.org.ovgate.client:$1"
@@ -114,16 +117,16 @@ e2e_boot_start() {
     e2e_name=$1
     e2e_how=$2
     shift 2
+    e2e_args="$E2E_CMDLINE_BASE ovgate.test.client=$e2e_name $*"
+    e2e_log="$OVT_DIR/$e2e_name.log"
+    # Keep the console of an earlier boot of the same guest for diagnosis.
+    [ ! -f "$e2e_log" ] || mv "$e2e_log" "$e2e_log.$(date +%s%N)"
     if [ "$E2E_BROKEN" = 1 ]; then
         # An earlier guest did not finish: later boots would most likely hang
         # the same way, each for the whole E2E_BOOT_TIMEOUT. Fail them fast.
         eval "E2E_PID_$e2e_name="
         return 0
     fi
-    e2e_args="$E2E_CMDLINE_BASE ovgate.test.client=$e2e_name $*"
-    e2e_log="$OVT_DIR/$e2e_name.log"
-    # Keep the console of an earlier boot of the same guest for diagnosis.
-    [ ! -f "$e2e_log" ] || mv "$e2e_log" "$e2e_log.$(date +%s%N)"
     # A MAC per client name, so iBFT/iPXE see different machines.
     e2e_mac=$(printf '%s' "$e2e_name" | sha256sum |
         sed 's/^\(..\)\(..\)\(..\).*/52:54:00:\1:\2:\3/')
@@ -204,6 +207,12 @@ e2e_boot_wait() {
 e2e_boot() {
     e2e_boot_start "$@"
     e2e_boot_wait "$1"
+}
+
+# e2e_booted NAME — the guest's last boot ran to the end (checks that read
+# what a guest did not see must first know that it booted).
+e2e_booted() {
+    grep -q '^OVGATE-GUEST: done' "$OVT_DIR/$1.log" 2>/dev/null
 }
 
 e2e_guest() {

@@ -17,8 +17,11 @@ e2e_boot_start a iscsi ovgate.test.token=tok-a-2
 e2e_boot_start b iscsi ovgate.test.token=tok-b-2
 ovt_check "guest a boots while b boots" e2e_boot_wait a
 ovt_check "guest b boots while a boots" e2e_boot_wait b
-ovt_check "guest a saw no other client's token" test -z "$(e2e_guest a token)"
-ovt_check "guest b saw no other client's token" test -z "$(e2e_guest b token)"
+saw_no_token() {
+    e2e_booted "$1" && test -z "$(e2e_guest "$1" token)"
+}
+ovt_check "guest a saw no other client's token" saw_no_token a
+ovt_check "guest b saw no other client's token" saw_no_token b
 ovt_check "client a's disk reads back" e2e_read_disk a
 ovt_check "a's disk has a's token and not b's" \
     test "$(e2e_disk_file /var/lib/ovgate-test/a.token)/$(e2e_disk_file /var/lib/ovgate-test/b.token)" = "tok-a-2/"
