@@ -20,10 +20,10 @@ ok "daemon started"
 
 # A writer: writes 4 KiB blocks tagged with its name and a round number,
 # flushes, and records the last round the server acknowledged. It runs
-# until the server hangs up (or 30 s pass), and never fails on that.
+# until the server hangs up (or 90 s pass), and never fails on that.
 writer() { # NAME EXPORT SLOT CONNS
     nbdsh -c - >"$OVT_DIR/w-$1.out" 2>&1 <<EOF_PY &
-import nbd, time
+import nbd, os, time
 hs = []
 for i in range($4):
     x = nbd.NBD()
@@ -31,7 +31,7 @@ for i in range($4):
     hs.append(x)
 print("connected", flush=True)
 r = 0
-end = time.time() + 30
+end = time.time() + 90
 try:
     while time.time() < end:
         r += 1
@@ -39,8 +39,9 @@ try:
             x.pwrite(("%s-%d-%08d" % ("$1", i, r)).encode().ljust(4096, b"."),
                      ($3 * 64 + i * 16 + r % 16) * 4096)
             x.flush()
-        with open("$OVT_DIR/w-$1.last", "w") as f:
+        with open("$OVT_DIR/w-$1.tmp", "w") as f:
             f.write(str(r))
+        os.replace("$OVT_DIR/w-$1.tmp", "$OVT_DIR/w-$1.last")  # never seen empty
 except nbd.Error:
     pass
 EOF_PY
@@ -50,7 +51,7 @@ w1=$(writer pc01 lab/pc01 0 1)
 w2=$(writer pc02 lab/pc02 1 1)
 w3=$(writer pc03 lab/pc03 2 1)
 ovt_on_exit "kill $w1 $w2 $w3 2>/dev/null"
-for _ in $(seq 100); do
+for _ in $(seq 300); do
     [ -s "$OVT_DIR/w-pc01.last" ] && [ -s "$OVT_DIR/w-pc02.last" ] && [ -s "$OVT_DIR/w-pc03.last" ] && break
     sleep 0.1
 done
@@ -97,7 +98,7 @@ w1=$(writer pc01 lab/pc01 0 1)
 w2=$(writer pc02 lab/pc02 1 1)
 ovt_on_exit "kill $w1 $w2 2>/dev/null"
 rm -f "$OVT_DIR/w-pc01.last" "$OVT_DIR/w-pc02.last"
-for _ in $(seq 100); do
+for _ in $(seq 300); do
     [ -s "$OVT_DIR/w-pc01.last" ] && [ -s "$OVT_DIR/w-pc02.last" ] && break
     sleep 0.1
 done
