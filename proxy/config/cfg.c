@@ -33,7 +33,8 @@ cfg_error_quark(void)
 static const char *const cfg_main_keys[] = {
     "listen-iscsi", "listen-nbd",   "control-socket", "iqn-prefix",      "target-alias",
     "require-chap", "nop-interval", "nop-timeout",    "log-level",       "tls-cert",
-    "tls-key",      "tls-ca",       "tls-psk-file",   "nbd-require-tls", NULL,
+    "tls-key",      "tls-ca",       "tls-psk-file",   "nbd-require-tls", "discovery-chap-user",
+    "discovery-chap-secret", "discovery-mutual-chap-user", "discovery-mutual-chap-secret", NULL,
 };
 static const char *const cfg_image_keys[] = {"auto-enroll", NULL};
 static const char *const cfg_client_keys[] = {
@@ -119,6 +120,15 @@ cfg_ref(struct cfg *cfg)
     return cfg;
 }
 
+/* Wipe a secret before freeing it. */
+static void
+cfg_secret_free(char *secret)
+{
+    if (secret != NULL)
+        memset(secret, 0, strlen(secret));
+    g_free(secret);
+}
+
 void
 cfg_unref(struct cfg *cfg)
 {
@@ -130,6 +140,10 @@ cfg_unref(struct cfg *cfg)
     g_free(cfg->control_socket);
     g_free(cfg->iqn_prefix);
     g_free(cfg->target_alias);
+    cfg_secret_free(cfg->discovery_chap_secret);
+    cfg_secret_free(cfg->discovery_mutual_chap_secret);
+    g_free(cfg->discovery_chap_user);
+    g_free(cfg->discovery_mutual_chap_user);
     g_free(cfg->log_level);
     g_free(cfg->tls_cert);
     g_free(cfg->tls_key);
@@ -431,6 +445,64 @@ cfg_load_tls(const struct cfg_parse *p, struct cfg *cfg, GError **error)
 }
 
 static bool
+cfg_check_chap_pair(const struct cfg_parse *p, const char *group, const char *user_key,
+                    const char *user, const char *secret_key, const char *secret, GError **error)
+{
+    if ((user == NULL) != (secret == NULL)) {
+        cfg_key_error(error, p, group, user == NULL ? user_key : secret_key,
+                      "%s and %s must be given together", user_key, secret_key);
+        return false;
+    }
+    if (user == NULL)
+        return true;
+    if (strlen(user) > CFG_CHAP_USER_MAX) {
+        cfg_key_error(error, p, group, user_key, "longer than %d bytes", CFG_CHAP_USER_MAX);
+        return false;
+    }
+    if (strlen(secret) < CFG_CHAP_SECRET_MIN) {
+        cfg_key_error(error, p, group, secret_key,
+                      "CHAP secret is %zu bytes; at least %d are required (RFC 7143 §9.2.1)",
+                      strlen(secret), CFG_CHAP_SECRET_MIN);
+        return false;
+    }
+    if (strlen(secret) > CFG_CHAP_SECRET_MAX) {
+        cfg_key_error(error, p, group, secret_key, "CHAP secret longer than %d bytes",
+                      CFG_CHAP_SECRET_MAX);
+        return false;
+    }
+    return true;
+}
+
+/* One CHAP setting: one-way pair, optional mutual pair; key names are
+ * prefix + "chap-user" etc. */
+static bool
+cfg_check_chap(const struct cfg_parse *p, const char *group, const char *prefix, const char *user,
+               const char *secret, const char *muser, const char *msecret, GError **error)
+{
+    g_autofree char *user_key = g_strconcat(prefix, "chap-user", NULL);
+    g_autofree char *secret_key = g_strconcat(prefix, "chap-secret", NULL);
+    g_autofree char *muser_key = g_strconcat(prefix, "mutual-chap-user", NULL);
+    g_autofree char *msecret_key = g_strconcat(prefix, "mutual-chap-secret", NULL);
+
+    if (!cfg_check_chap_pair(p, group, user_key, user, secret_key, secret, error) ||
+        !cfg_check_chap_pair(p, group, muser_key, muser, msecret_key, msecret, error))
+        return false;
+    if (muser != NULL && user == NULL) {
+        cfg_key_error(error, p, group, muser_key, "mutual CHAP needs one-way CHAP (%s, %s) too",
+                      user_key, secret_key);
+        return false;
+    }
+    /* RFC 7143 §9.2.1: a secret used to authenticate the initiator must not
+     * also authenticate the target (reflection attack). */
+    if (msecret != NULL && g_str_equal(secret, msecret)) {
+        cfg_key_error(error, p, group, msecret_key, "must differ from %s (RFC 7143 §9.2.1)",
+                      secret_key);
+        return false;
+    }
+    return true;
+}
+
+static bool
 cfg_load_main(const struct cfg_parse *p, struct cfg *cfg, GError **error)
 {
     const char *g = CFG_MAIN_GROUP;
@@ -448,6 +520,16 @@ cfg_load_main(const struct cfg_parse *p, struct cfg *cfg, GError **error)
         !cfg_get_int(p, g, "nop-interval", 0, 3600, &cfg->nop_interval_s, error) ||
         !cfg_get_int(p, g, "nop-timeout", 1, 3600, &cfg->nop_timeout_s, error) ||
         !cfg_get_string(p, g, "log-level", false, &cfg->log_level, error) ||
+        !cfg_get_string(p, g, "discovery-chap-user", false, &cfg->discovery_chap_user, error) ||
+        !cfg_get_string(p, g, "discovery-chap-secret", false, &cfg->discovery_chap_secret,
+                        error) ||
+        !cfg_get_string(p, g, "discovery-mutual-chap-user", false,
+                        &cfg->discovery_mutual_chap_user, error) ||
+        !cfg_get_string(p, g, "discovery-mutual-chap-secret", false,
+                        &cfg->discovery_mutual_chap_secret, error) ||
+        !cfg_check_chap(p, g, "discovery-", cfg->discovery_chap_user, cfg->discovery_chap_secret,
+                        cfg->discovery_mutual_chap_user, cfg->discovery_mutual_chap_secret,
+                        error) ||
         !cfg_load_tls(p, cfg, error))
         return false;
     cfg->require_chap = require_chap;
@@ -484,35 +566,6 @@ cfg_load_image(const struct cfg_parse *p, struct cfg *cfg, const char *group, co
 }
 
 static bool
-cfg_check_chap_pair(const struct cfg_parse *p, const char *group, const char *user_key,
-                    const char *user, const char *secret_key, const char *secret, GError **error)
-{
-    if ((user == NULL) != (secret == NULL)) {
-        cfg_key_error(error, p, group, user == NULL ? user_key : secret_key,
-                      "%s and %s must be given together", user_key, secret_key);
-        return false;
-    }
-    if (user == NULL)
-        return true;
-    if (strlen(user) > CFG_CHAP_USER_MAX) {
-        cfg_key_error(error, p, group, user_key, "longer than %d bytes", CFG_CHAP_USER_MAX);
-        return false;
-    }
-    if (strlen(secret) < CFG_CHAP_SECRET_MIN) {
-        cfg_key_error(error, p, group, secret_key,
-                      "CHAP secret is %zu bytes; at least %d are required (RFC 7143 §9.2.1)",
-                      strlen(secret), CFG_CHAP_SECRET_MIN);
-        return false;
-    }
-    if (strlen(secret) > CFG_CHAP_SECRET_MAX) {
-        cfg_key_error(error, p, group, secret_key, "CHAP secret longer than %d bytes",
-                      CFG_CHAP_SECRET_MAX);
-        return false;
-    }
-    return true;
-}
-
-static bool
 cfg_load_client(const struct cfg_parse *p, struct cfg *cfg, const char *group, const char *name,
                 GError **error)
 {
@@ -530,24 +583,8 @@ cfg_load_client(const struct cfg_parse *p, struct cfg *cfg, const char *group, c
         !cfg_get_bool(p, group, "nbd-replace-stale", &replace, error))
         return false;
     c->nbd_replace_stale = replace;
-    if (!cfg_check_chap_pair(p, group, "chap-user", c->chap_user, "chap-secret", c->chap_secret,
-                             error) ||
-        !cfg_check_chap_pair(p, group, "mutual-chap-user", c->mutual_chap_user,
-                             "mutual-chap-secret", c->mutual_chap_secret, error))
-        return false;
-    if (c->mutual_chap_user != NULL && c->chap_user == NULL) {
-        cfg_key_error(error, p, group, "mutual-chap-user",
-                      "mutual CHAP needs one-way CHAP (chap-user, chap-secret) too");
-        return false;
-    }
-    /* RFC 7143 §9.2.1: a secret used to authenticate the initiator must not
-     * also authenticate the target (reflection attack). */
-    if (c->mutual_chap_secret != NULL && g_str_equal(c->chap_secret, c->mutual_chap_secret)) {
-        cfg_key_error(error, p, group, "mutual-chap-secret",
-                      "must differ from chap-secret (RFC 7143 §9.2.1)");
-        return false;
-    }
-    return true;
+    return cfg_check_chap(p, group, "", c->chap_user, c->chap_secret, c->mutual_chap_user,
+                          c->mutual_chap_secret, error);
 }
 
 static bool

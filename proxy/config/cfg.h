@@ -47,6 +47,9 @@ struct cfg {
     char *iqn_prefix;
     char *target_alias;      /* TargetAlias; NULL = none */
     bool require_chap;       /* refuse iSCSI logins without CHAP (default false) */
+    /* CHAP for iSCSI discovery sessions (NULL = discovery is not authenticated) */
+    char *discovery_chap_user, *discovery_chap_secret;
+    char *discovery_mutual_chap_user, *discovery_mutual_chap_secret;
     int nop_interval_s;      /* NOP-In ping of idle initiators; 0 = off (default 5) */
     int nop_timeout_s;       /* drop the connection after no answer (default 30) */
     char *log_level;         /* "error".."debug" */
