@@ -336,7 +336,17 @@ login_identify(struct login *l)
     }
     cfg = reg_get_cfg(reg);
     if (p->discovery) {
-        l->auth_required = false;
+        /* Discovery CHAP ([ovgated] discovery-chap-*): only when configured;
+         * require_chap is about the disks, not the list of target names. */
+        if (cfg->discovery_chap_user && cfg->discovery_chap_secret) {
+            l->chap_user = g_strdup(cfg->discovery_chap_user);
+            l->chap_secret = g_strdup(cfg->discovery_chap_secret);
+        }
+        if (cfg->discovery_mutual_chap_user && cfg->discovery_mutual_chap_secret) {
+            l->mutual_user = g_strdup(cfg->discovery_mutual_chap_user);
+            l->mutual_secret = g_strdup(cfg->discovery_mutual_chap_secret);
+        }
+        l->auth_required = l->chap_secret != NULL;
         cfg_unref(cfg);
         return;
     }

@@ -7,7 +7,8 @@
  * parts with the C bit, each asked for by an empty Text Request that echoes
  * our Target Transfer Tag.
  *
- * SendTargets=All lists every image as "<prefix>:<image>" with one
+ * SendTargets=All lists every image the initiator may log in to
+ * (reg_initiator_may_access: a client of it, or auto-enrolment on) as "<prefix>:<image>" with one
  * TargetAddress per portal we listen on; a wildcard portal (0.0.0.0 or [::])
  * is reported as the address this connection reached us on.
  */
@@ -59,7 +60,14 @@ iscsit_send_targets(struct iscsit_conn *conn, const char *value, GString *out)
         g_auto(GStrv) images = reg_list_images(reg);
 
         for (int i = 0; images && images[i]; i++) {
-            g_autofree char *name = reg_target_name(reg, images[i]);
+            g_autofree char *name = NULL;
+
+            /* RFC 7143 Appendix C: only the targets this initiator may
+             * access. The check enrols nobody (auto-enrolment happens at
+             * a normal session's login only). */
+            if (!reg_initiator_may_access(reg, images[i], sess->params.initiator_name))
+                continue;
+            name = reg_target_name(reg, images[i]);
 
             iscsit_text_append(out, "TargetName", name);
             text_target_addresses(conn, out);
@@ -77,7 +85,7 @@ iscsit_send_targets(struct iscsit_conn *conn, const char *value, GString *out)
     {
         g_autofree char *image = reg_image_from_target(reg, value);
 
-        if (image) {
+        if (image && reg_initiator_may_access(reg, image, sess->params.initiator_name)) {
             iscsit_text_append(out, "TargetName", value);
             text_target_addresses(conn, out);
         }

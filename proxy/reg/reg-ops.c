@@ -258,6 +258,27 @@ reg_resolve_initiator(struct reg *reg, const char *image, const char *initiator_
     return name;
 }
 
+bool
+reg_initiator_may_access(struct reg *reg, const char *image, const char *initiator_name)
+{
+    struct ov_client_info *client;
+    struct ov_image_info *info;
+    bool ok;
+
+    client = ov_store_client_find_by_iqn(reg->store, initiator_name, NULL);
+    if (client != NULL) {
+        ok = g_str_equal(client->image, image);
+        ov_client_info_free(client);
+        return ok;
+    }
+    info = ov_store_image_get(reg->store, image, NULL);
+    if (info == NULL)
+        return false;
+    ok = reg_auto_enroll_allowed(reg, info);
+    ov_image_info_free(info);
+    return ok;
+}
+
 /* --- reset / commit --- */
 
 enum reg_op { REG_OP_RESET, REG_OP_COMMIT };

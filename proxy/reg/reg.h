@@ -62,6 +62,10 @@ char **reg_list_images(struct reg *reg);
  * REG_ERROR_UNKNOWN_TARGET. */
 char *reg_resolve_initiator(struct reg *reg, const char *image, const char *initiator_name,
                             GError **error);
+/* May this initiator log in to image? Side-effect free (nothing is enrolled):
+ * true when the IQN belongs to a client of that image, or when no client has
+ * the IQN and the image allows auto-enrolment. For SendTargets filtering. */
+bool reg_initiator_may_access(struct reg *reg, const char *image, const char *initiator_name);
 /* Per-client CHAP settings from the config (NULL if none). Borrowed from a
  * cfg reference the caller holds: use reg_get_cfg + cfg_get_client. */
 

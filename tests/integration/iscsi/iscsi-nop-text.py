@@ -50,9 +50,10 @@ t0 = time.monotonic()
 check("unanswered ping: the connection is dropped", bad.closed(timeout=8))
 check("... after about nop-timeout", time.monotonic() - t0 < 6)
 
-# SendTargets=All with MaxRecvDataSegmentLength=512: parts with the C bit
+# SendTargets=All with MaxRecvDataSegmentLength=512: parts with the C bit.
+# An initiator that is no client yet: it may access every auto-enrolment image.
 c = ir.Conn(PORT)
-st, _, _ = c.login_pdu([("InitiatorName", INI), ("SessionType", "Discovery"),
+st, _, _ = c.login_pdu([("InitiatorName", INI + "-new"), ("SessionType", "Discovery"),
                         ("MaxRecvDataSegmentLength", "512")])
 check("discovery login with MaxRecvDataSegmentLength=512", st == 0)
 b = ir.bhs(ir.OP_TEXT, 0x80, itt=0x55, f20=ir.RSVD, f24=c.cmdsn)

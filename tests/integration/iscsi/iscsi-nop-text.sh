@@ -6,8 +6,9 @@ set -u
 ovt_require python3
 here=$(cd "$(dirname "$0")" && pwd)
 INI=iqn.2026-11.test.nop:pc
+# auto-enrolment on: SendTargets=All lists every image to a new initiator
 for i in $(seq -w 1 12); do
-    ovt_make_image "image-with-a-longish-name-$i" 1
+    ovt_make_image "image-with-a-longish-name-$i" 1 auto
 done
 ovt_add_client pc image-with-a-longish-name-01 "$INI"
 printf '[ovgated]\nnop-interval=1\nnop-timeout=2\n' >"$OVT_DIR/nop.conf"
