@@ -276,6 +276,14 @@ main_load_cfg(const struct opts *o, GError **error)
         g_free(cfg->log_level);
         cfg->log_level = g_strdup(o->log_level);
     }
+    /* The TLS files must load too: otherwise --check-config (run by the
+     * systemd unit before a reload) said ok to a file the daemon then
+     * could not start with, and a reload kept half of it. */
+    if (!nbdsrv_tls_check(cfg, error)) {
+        g_prefix_error(error, "%s: ", o->config != NULL ? o->config : "configuration");
+        cfg_unref(cfg);
+        return NULL;
+    }
     return cfg;
 }
 

@@ -16,6 +16,11 @@ struct nbdsrv;
 struct nbdsrv *nbdsrv_new(struct reg *reg, GError **error);
 void nbdsrv_free(struct nbdsrv *srv);
 
+/* Load the TLS credentials cfg names (if any) and drop them again: lets
+ * --check-config and a reload refuse a file whose certificate, key or PSK
+ * file cannot be loaded, as the daemon's start would. */
+bool nbdsrv_tls_check(const struct cfg *cfg, GError **error);
+
 /* Serve one connection until it ends; closes fd. Blocking. */
 void nbdsrv_conn_run(struct nbdsrv *srv, int fd, const char *peer);
 

@@ -174,6 +174,19 @@ fail:
     return NULL;
 }
 
+bool
+nbdsrv_tls_check(const struct cfg *cfg, GError **error)
+{
+    GError *local = NULL;
+
+    nbdsrv_tls_unref(nbdsrv_tls_new(cfg, &local));
+    if (local != NULL) {
+        g_propagate_error(error, local);
+        return false;
+    }
+    return true;
+}
+
 struct nbdsrv_tls *
 nbdsrv_tls_ref(struct nbdsrv_tls *tls)
 {

@@ -3,7 +3,7 @@
 # one-line error; a second daemon on the same store is refused.
 . "$OVT_LIB"
 ovt_require python3
-plan 10
+plan 12
 ovt_init
 
 expect_fail() { # DESC WANT_STATUS NEEDLE ARGS...
@@ -41,6 +41,16 @@ ovt_check "--check-config with a bad file fails the same way" expect_status 2 \
 printf '[ovgated]\nnop-timeout=10\n' >"$OVT_DIR/good.conf"
 ovt_check "--check-config with a good file says ok" expect_status 0 \
     --check-config --config "$OVT_DIR/good.conf"
+
+# TLS files that cannot be loaded: --check-config (which the systemd unit
+# runs before a reload) must say so, as the daemon's start would.
+printf '[ovgated]\ntls-psk-file=%s\n' "$OVT_DIR/no-such.psk" >"$OVT_DIR/tls.conf"
+expect_fail "--check-config loads the TLS files it names" 2 "no-such.psk" \
+    --check-config --config "$OVT_DIR/tls.conf"
+printf '[ovgated]\ntls-cert=%s\ntls-key=%s\n' "$OVT_DIR/no.crt" "$OVT_DIR/no.key" \
+    >"$OVT_DIR/tls2.conf"
+expect_fail "--check-config with a missing certificate fails" 2 "no.crt" \
+    --check-config --config "$OVT_DIR/tls2.conf"
 
 ovt_start_daemon || { not_ok "first daemon started"; ovt_done; }
 ok "first daemon started"

@@ -3,7 +3,7 @@
 # file is logged and the old configuration stays in force.
 . "$OVT_LIB"
 ovt_require python3
-plan 7
+plan 9
 ovt_init
 conf="$OVT_DIR/ovgated.conf"
 printf '[ovgated]\nlog-level=debug\n[image lab]\nauto-enroll=false\n' >"$conf"
@@ -32,6 +32,17 @@ resp=$(ovt_ctl '{"cmd":"reload"}')
 diag "reload (bad file): $resp"
 ovt_check "control reload with a bad file answers ok:false with the place" \
     python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(r["ok"] or "frobnicate" not in r["error"])' "$resp"
+
+# A file that parses but names TLS files that cannot be loaded is a bad
+# file too: refused as a whole, the old configuration stays.
+printf '[ovgated]\nlog-level=info\ntls-psk-file=%s\n' "$OVT_DIR/missing.psk" >"$conf"
+resp=$(ovt_ctl '{"cmd":"reload"}')
+diag "reload (missing TLS file): $resp"
+ovt_check "reload naming a missing TLS file answers ok:false" \
+    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(r["ok"] or "missing.psk" not in r["error"])' "$resp"
+kill -HUP "$OVT_PID"
+ovt_check "SIGHUP naming a missing TLS file keeps the old configuration" \
+    wait_log "reload failed, keeping the old configuration: $conf: TLS PSK file" 1
 
 printf '[ovgated]\nlog-level=debug\n' >"$conf"
 resp=$(ovt_ctl '{"cmd":"reload"}')
