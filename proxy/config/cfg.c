@@ -502,6 +502,36 @@ cfg_check_chap(const struct cfg_parse *p, const char *group, const char *prefix,
     return true;
 }
 
+/* The same address and port twice (in one list, or for both protocols)
+ * cannot be bound twice: say so here, where --check-config sees it, rather
+ * than as "address in use" at start, which reads like another program.
+ * Port 0 (any free port) may repeat. */
+static bool
+cfg_check_listen_dups(const struct cfg_parse *p, const struct cfg *cfg, GError **error)
+{
+    const GPtrArray *lists[] = {cfg->listen_iscsi, cfg->listen_nbd};
+    const char *keys[] = {"listen-iscsi", "listen-nbd"};
+    g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+
+    for (int k = 0; k < 2; k++) {
+        for (guint i = 0; i < lists[k]->len; i++) {
+            const struct cfg_listen *l = g_ptr_array_index(lists[k], i);
+            char *id;
+
+            if (l->port == 0)
+                continue;
+            id = g_strdup_printf("[%s]:%u", l->host, (unsigned)l->port);
+            if (!g_hash_table_add(seen, id)) {
+                cfg_key_error(error, p, CFG_MAIN_GROUP, keys[k],
+                              "%s port %u is listed more than once", l->host[0] ? l->host : "*",
+                              (unsigned)l->port);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 static bool
 cfg_load_main(const struct cfg_parse *p, struct cfg *cfg, GError **error)
 {
@@ -513,6 +543,7 @@ cfg_load_main(const struct cfg_parse *p, struct cfg *cfg, GError **error)
     if (!cfg_check_keys(p, g, cfg_main_keys, error) ||
         !cfg_get_listen_list(p, "listen-iscsi", CFG_DEFAULT_ISCSI_PORT, cfg->listen_iscsi, error) ||
         !cfg_get_listen_list(p, "listen-nbd", CFG_DEFAULT_NBD_PORT, cfg->listen_nbd, error) ||
+        !cfg_check_listen_dups(p, cfg, error) ||
         !cfg_get_string(p, g, "control-socket", false, &cfg->control_socket, error) ||
         !cfg_get_string(p, g, "iqn-prefix", false, &cfg->iqn_prefix, error) ||
         !cfg_get_string(p, g, "target-alias", false, &cfg->target_alias, error) ||

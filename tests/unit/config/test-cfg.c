@@ -209,7 +209,22 @@ test_duplicates(void)
                    "[client pc01]\nchap-secret=mnopqrstuvwx\n",
                    "[client pc01]", "more than once");
     assert_refused("[ovgated]\n[ovgated]\nlog-level=info\n", "[ovgated]", "more than once");
-    /* the same name in different groups is fine */
+    /* one address and port twice cannot be bound twice */
+    assert_refused("[ovgated]\nlisten-iscsi=0.0.0.0:3260;0.0.0.0:3260\n", "listen-iscsi",
+                   "more than once");
+    assert_refused("[ovgated]\nlisten-iscsi=127.0.0.1:4000\nlisten-nbd=127.0.0.1:4000\n",
+                   "listen-nbd", "more than once");
+    assert_refused("[ovgated]\nlisten-nbd=[::1]:10809;::1\n", "listen-nbd", "more than once");
+    /* the same name in different groups is fine; so are several port-0
+     * listeners and one port on two addresses */
+    {
+        g_autoptr(GError) err2 = NULL;
+        struct cfg *cfg2 = load_text("[ovgated]\nlisten-iscsi=127.0.0.1:0;127.0.0.1:0;"
+                                     "127.0.0.1:3260;[::1]:3260\nlisten-nbd=127.0.0.1:0\n",
+                                     &err2);
+        g_assert_no_error(err2);
+        cfg_unref(cfg2);
+    }
     {
         g_autoptr(GError) err = NULL;
         struct cfg *cfg = load_text("[image lab]\nauto-enroll=true\n[image pc01]\n"
