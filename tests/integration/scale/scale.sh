@@ -179,6 +179,7 @@ rm -f "$OVT_DIR/mark"
 run_client --rounds 8 --victims "$victims" --mark-file "$OVT_DIR/mark" \
     >"$OVT_DIR/client5.out" 2>&1 &
 cpid=$!
+ovt_on_exit "kill $cpid 2>/dev/null || true"
 i=0
 while [ ! -e "$OVT_DIR/mark" ] && kill -0 "$cpid" 2>/dev/null && [ "$i" -lt 1200 ]; do
     sleep 0.02
