@@ -69,6 +69,7 @@ enum scale_phase {
     SCALE_PHASE_COUNT,
 };
 
+/* clang-format off: one phase per line */
 static const char *const scale_phase_names[SCALE_PHASE_COUNT] = {
     [SCALE_PHASE_CONNECT] = "connect",
     [SCALE_PHASE_WRITE] = "write",
@@ -77,6 +78,7 @@ static const char *const scale_phase_names[SCALE_PHASE_COUNT] = {
     [SCALE_PHASE_HOLD] = "hold",
     [SCALE_PHASE_DISCONNECT] = "disconnect",
 };
+/* clang-format on */
 
 struct scale_opts {
     char *host;
@@ -156,8 +158,7 @@ scale_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void
-scale_fail(struct scale_sess *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void scale_fail(struct scale_sess *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
 /* Record the session's first failure; later ones are consequences. */
 static void
@@ -169,8 +170,8 @@ scale_fail(struct scale_sess *s, const char *fmt, ...)
     /* Say where: "write 2: ..." (connect and disconnect have no round). */
     int n = s->phase == SCALE_PHASE_CONNECT || s->phase == SCALE_PHASE_DISCONNECT
                 ? snprintf(s->err, sizeof(s->err), "%s: ", scale_phase_names[s->phase])
-                : snprintf(s->err, sizeof(s->err), "%s %" PRIu32 ": ",
-                           scale_phase_names[s->phase], s->round);
+                : snprintf(s->err, sizeof(s->err), "%s %" PRIu32 ": ", scale_phase_names[s->phase],
+                           s->round);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(s->err + n, sizeof(s->err) - (size_t)n, fmt, ap);
@@ -236,8 +237,7 @@ scale_check(struct scale_sess *s, const uint8_t *got, uint32_t owner, uint32_t r
     if (saw != SCALE_OWNER_BASE && saw != s->index) {
         what = ": ISOLATION BROKEN (another session's data)";
         s->foreign = true;
-    }
-    else if (saw == SCALE_OWNER_BASE && owner != SCALE_OWNER_BASE)
+    } else if (saw == SCALE_OWNER_BASE && owner != SCALE_OWNER_BASE)
         what = ": WRITE LOST";
     else if (saw == owner && saw_round < round)
         what = ": STALE (an older round's write)";
@@ -316,8 +316,8 @@ scale_iscsi_submit(struct scale_sess *s, struct scale_io *io, bool fua)
         t = iscsi_read16_task(s->iscsi, 0, lba, SCALE_BLOCK, (int)s->lb_size, 0, 0, 0, 0, 0,
                               scale_iscsi_done, io);
     else
-        t = iscsi_write16_task(s->iscsi, 0, lba, io->buf, SCALE_BLOCK, (int)s->lb_size, 0, 0,
-                               fua, 0, 0, scale_iscsi_done, io);
+        t = iscsi_write16_task(s->iscsi, 0, lba, io->buf, SCALE_BLOCK, (int)s->lb_size, 0, 0, fua,
+                               0, 0, scale_iscsi_done, io);
     if (!t) {
         scale_fail(s, "cannot queue a command: %s", iscsi_get_error(s->iscsi));
         g_free(io);
@@ -340,8 +340,8 @@ scale_iscsi_connect(struct scale_sess *s)
     iscsi_set_targetname(s->iscsi, scale_o.target);
     iscsi_set_session_type(s->iscsi, ISCSI_SESSION_NORMAL);
     /* Half the sessions ask for CRC32C header digests. */
-    iscsi_set_header_digest(s->iscsi, s->index % 2 ? ISCSI_HEADER_DIGEST_CRC32C
-                                                   : ISCSI_HEADER_DIGEST_NONE);
+    iscsi_set_header_digest(s->iscsi,
+                            s->index % 2 ? ISCSI_HEADER_DIGEST_CRC32C : ISCSI_HEADER_DIGEST_NONE);
     iscsi_set_noautoreconnect(s->iscsi, 1);
     iscsi_set_timeout(s->iscsi, 30);
     if (iscsi_full_connect_sync(s->iscsi, portal, 0) != 0) {
@@ -414,8 +414,8 @@ scale_nbd_submit(struct scale_sess *s, struct scale_io *io, bool fua)
     if (io->is_read)
         cookie = nbd_aio_pread(s->nbd, io->buf, SCALE_BLOCK, off, cb, 0);
     else
-        cookie = nbd_aio_pwrite(s->nbd, io->buf, SCALE_BLOCK, off, cb,
-                                fua ? LIBNBD_CMD_FLAG_FUA : 0);
+        cookie =
+            nbd_aio_pwrite(s->nbd, io->buf, SCALE_BLOCK, off, cb, fua ? LIBNBD_CMD_FLAG_FUA : 0);
     if (cookie < 0) {
         /* libnbd calls .free even when it refuses the command. */
         scale_fail(s, "cannot queue an NBD command: %s", nbd_get_error());
@@ -435,7 +435,8 @@ scale_nbd_connect(struct scale_sess *s)
         scale_fail(s, "nbd_create: %s", nbd_get_error());
         return;
     }
-    if (nbd_set_export_name(s->nbd, export) < 0 || nbd_connect_tcp(s->nbd, scale_o.host, port) < 0) {
+    if (nbd_set_export_name(s->nbd, export) < 0 ||
+        nbd_connect_tcp(s->nbd, scale_o.host, port) < 0) {
         scale_fail(s, "NBD connect to export %s failed: %s", export, nbd_get_error());
         return;
     }
@@ -672,18 +673,17 @@ scale_parse(int argc, char **argv)
         {"rounds", 0, 0, G_OPTION_ARG_INT, &scale_o.rounds,
          "Write-flush-verify rounds, each overwriting the last (2)", "N"},
         {"timeout", 0, 0, G_OPTION_ARG_INT, &scale_o.timeout, "Watchdog (100 s)", "S"},
-        {"hold-timeout", 0, 0, G_OPTION_ARG_INT, &scale_o.hold_timeout, "Wait for --go-file",
-         "S"},
-        {"ready-file", 0, 0, G_OPTION_ARG_FILENAME, &scale_o.ready_file,
-         "Create after verifying", "FILE"},
+        {"hold-timeout", 0, 0, G_OPTION_ARG_INT, &scale_o.hold_timeout, "Wait for --go-file", "S"},
+        {"ready-file", 0, 0, G_OPTION_ARG_FILENAME, &scale_o.ready_file, "Create after verifying",
+         "FILE"},
         {"mark-file", 0, 0, G_OPTION_ARG_FILENAME, &scale_o.mark_file,
          "Create once round 1 is verified", "FILE"},
         {"victims", 0, 0, G_OPTION_ARG_STRING, &scale_o.victims,
          "Sessions (indices, comma-separated) that may be ended from outside; they must "
          "still never read another session's data",
          "LIST"},
-        {"go-file", 0, 0, G_OPTION_ARG_FILENAME, &scale_o.go_file,
-         "Disconnect once it exists", "FILE"},
+        {"go-file", 0, 0, G_OPTION_ARG_FILENAME, &scale_o.go_file, "Disconnect once it exists",
+         "FILE"},
         {"verify-only", 0, 0, G_OPTION_ARG_NONE, &scale_o.verify_only,
          "Only read and verify what an earlier run wrote", NULL},
         {"name-shift", 0, 0, G_OPTION_ARG_INT, &scale_o.name_shift,
@@ -711,15 +711,15 @@ scale_parse(int argc, char **argv)
     scale_half = ((uint64_t)scale_o.disk_mib << 20) / SCALE_BLOCK / 2;
     if (scale_o.n_iscsi < 0 || scale_o.n_nbd < 0 || total < 2 || total > SCALE_MAX_SESSIONS ||
         scale_o.shared < 1 || scale_o.priv < 1 || scale_o.qd < 1 || scale_o.qd > 128 ||
-        scale_o.rounds < 1 || scale_o.rounds > 1000 ||
-        scale_o.timeout < 1 || scale_o.hold_timeout < 1 || scale_o.name_shift < 0) {
+        scale_o.rounds < 1 || scale_o.rounds > 1000 || scale_o.timeout < 1 ||
+        scale_o.hold_timeout < 1 || scale_o.name_shift < 0) {
         fprintf(stderr, "scale-client: bad counts (2..%u sessions, qd 1..128)\n",
                 SCALE_MAX_SESSIONS);
         return false;
     }
     if ((uint64_t)scale_o.shared > scale_half ||
-        ((uint64_t)total + 1) * (uint64_t)scale_o.priv > scale_half ||
-        scale_half % SCALE_P1 == 0 || scale_half % SCALE_P2 == 0) {
+        ((uint64_t)total + 1) * (uint64_t)scale_o.priv > scale_half || scale_half % SCALE_P1 == 0 ||
+        scale_half % SCALE_P2 == 0) {
         fprintf(stderr, "scale-client: the blocks do not fit a %d MiB disk\n", scale_o.disk_mib);
         return false;
     }
@@ -797,7 +797,8 @@ main(int argc, char **argv)
         s->proto = i < (unsigned)scale_o.n_iscsi ? SCALE_ISCSI : SCALE_NBD;
         s->victim = scale_is_victim(i);
         unsigned first = s->proto == SCALE_ISCSI ? 0 : (unsigned)scale_o.n_iscsi;
-        unsigned group = s->proto == SCALE_ISCSI ? (unsigned)scale_o.n_iscsi : (unsigned)scale_o.n_nbd;
+        unsigned group =
+            s->proto == SCALE_ISCSI ? (unsigned)scale_o.n_iscsi : (unsigned)scale_o.n_nbd;
         unsigned client = first + (i - first + (unsigned)scale_o.name_shift) % group;
         snprintf(s->name, sizeof(s->name), "%s%03u", scale_o.client_prefix, client);
         int rc = pthread_create(&tids[i], &attr, scale_sess_main, s);
@@ -808,10 +809,10 @@ main(int argc, char **argv)
         }
     }
     pthread_attr_destroy(&attr);
-    printf("# %u sessions: %d iSCSI, %d NBD; %d shared + %d private blocks of 4 KiB each; %s %d\n",
-           n, scale_o.n_iscsi, scale_o.n_nbd, scale_o.shared, scale_o.priv,
-           scale_o.verify_only ? "verify only, round" : "write-flush-verify rounds:",
-           scale_o.rounds);
+    printf(
+        "# %u sessions: %d iSCSI, %d NBD; %d shared + %d private blocks of 4 KiB each; %s %d\n", n,
+        scale_o.n_iscsi, scale_o.n_nbd, scale_o.shared, scale_o.priv,
+        scale_o.verify_only ? "verify only, round" : "write-flush-verify rounds:", scale_o.rounds);
 
     /* The phases in the order the threads go through them. */
     GArray *plan = g_array_new(FALSE, FALSE, sizeof(enum scale_phase));
