@@ -69,7 +69,7 @@ enum scale_phase {
     SCALE_PHASE_COUNT,
 };
 
-/* clang-format off: one phase per line */
+/* clang-format off */
 static const char *const scale_phase_names[SCALE_PHASE_COUNT] = {
     [SCALE_PHASE_CONNECT] = "connect",
     [SCALE_PHASE_WRITE] = "write",
