@@ -96,7 +96,7 @@ static uint32_t
 claim_writer(struct nbdsrv *srv, struct nbdsrv_conn *conn, const char *client,
              const struct cfg_client *ccfg, char **msg)
 {
-    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&srv->lock);
+    NBDSRV_LOCKED(srv);
     gint64 deadline = g_get_monotonic_time() + REPLACE_WAIT_US;
     struct nbdsrv_conn *kicked = NULL;
 
@@ -124,7 +124,7 @@ claim_writer(struct nbdsrv *srv, struct nbdsrv_conn *conn, const char *client,
             shutdown(cur->io.fd, SHUT_RDWR);
             kicked = cur;
         }
-        if (!g_cond_wait_until(&srv->cond, &srv->lock, deadline)) {
+        if (!nbdsrv_cond_wait_until(srv, deadline)) {
             *msg = g_strdup_printf("the old connection of client %s did not end", client);
             return NBD_REP_ERR_POLICY;
         }
@@ -136,11 +136,11 @@ release_writer(struct nbdsrv *srv, struct nbdsrv_conn *conn)
 {
     if (!conn->writer_client)
         return;
-    g_mutex_lock(&srv->lock);
+    pthread_mutex_lock(&srv->lock);
     if (g_hash_table_lookup(srv->writers, conn->writer_client) == conn)
         g_hash_table_remove(srv->writers, conn->writer_client);
-    g_cond_broadcast(&srv->cond);
-    g_mutex_unlock(&srv->lock);
+    pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
     g_clear_pointer(&conn->writer_client, g_free);
 }
 

@@ -14,6 +14,8 @@
  */
 #pragma once
 
+#include <pthread.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -259,14 +261,27 @@ struct nbdsrv {
     void *exports_data;
     struct nbdsrv_tls *tls; /* current credentials; NULL: no TLS */
     struct cfg *tls_cfg;    /* the configuration tls was loaded from */
-    GMutex lock;
-    GCond cond;
+    /* pthread, not GMutex/GCond, so that ThreadSanitizer sees them
+     * (docs/concurrency.md); cond runs on CLOCK_MONOTONIC. */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
     GHashTable *conns;   /* struct nbdsrv_conn * set */
     GHashTable *writers; /* client name -> struct nbdsrv_conn * */
     bool shutting_down;
     uint64_t next_id;
     unsigned handshake_timeout_ms; /* whole negotiation; NBDSRV_HANDSHAKE_TIMEOUT_MS */
 };
+
+/* srv->lock held to the end of a scope:
+ *   NBDSRV_LOCKED(srv);  ...  (unlocked when the scope is left) */
+pthread_mutex_t *nbdsrv_lock(struct nbdsrv *srv);
+void nbdsrv_unlockp(pthread_mutex_t **lockp);
+#define NBDSRV_LOCKED(srv)                                                                         \
+    G_GNUC_UNUSED pthread_mutex_t *nbdsrv_locked_ __attribute__((cleanup(nbdsrv_unlockp))) =       \
+        nbdsrv_lock(srv)
+/* Wait on srv->cond (srv->lock held) until deadline, g_get_monotonic_time()
+ * scale; false on timeout. */
+bool nbdsrv_cond_wait_until(struct nbdsrv *srv, gint64 deadline);
 
 /* Handshake states (handshake.c):
  *

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "nbd-int.h"
 #include "log.h"
@@ -46,8 +47,12 @@ nbdsrv_new_with_exports(struct cfg *cfg, const struct nbdsrv_export_ops *ops, vo
     srv->exports_data = ops_data;
     srv->tls = tls;
     srv->tls_cfg = cfg_ref(cfg);
-    g_mutex_init(&srv->lock);
-    g_cond_init(&srv->cond);
+    pthread_condattr_t attr;
+    pthread_mutex_init(&srv->lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv->cond, &attr);
+    pthread_condattr_destroy(&attr);
     srv->conns = g_hash_table_new(NULL, NULL);
     srv->writers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     srv->handshake_timeout_ms = NBDSRV_HANDSHAKE_TIMEOUT_MS;
@@ -65,8 +70,8 @@ nbdsrv_free(struct nbdsrv *srv)
     nbdsrv_tls_unref(srv->tls);
     cfg_unref(srv->tls_cfg);
     cfg_unref(srv->cfg);
-    g_mutex_clear(&srv->lock);
-    g_cond_clear(&srv->cond);
+    pthread_mutex_destroy(&srv->lock);
+    pthread_cond_destroy(&srv->cond);
     g_free(srv);
 }
 
@@ -76,10 +81,35 @@ nbdsrv_get_cfg(struct nbdsrv *srv)
     return srv->get_cfg ? srv->get_cfg(srv) : cfg_ref(srv->cfg);
 }
 
+pthread_mutex_t *
+nbdsrv_lock(struct nbdsrv *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    return &srv->lock;
+}
+
+void
+nbdsrv_unlockp(pthread_mutex_t **lockp)
+{
+    if (*lockp != NULL)
+        pthread_mutex_unlock(*lockp);
+}
+
+bool
+nbdsrv_cond_wait_until(struct nbdsrv *srv, gint64 deadline)
+{
+    struct timespec ts = {
+        .tv_sec = deadline / G_USEC_PER_SEC,
+        .tv_nsec = (deadline % G_USEC_PER_SEC) * 1000,
+    };
+
+    return pthread_cond_timedwait(&srv->cond, &srv->lock, &ts) != ETIMEDOUT;
+}
+
 bool
 nbdsrv_is_shutting_down(struct nbdsrv *srv)
 {
-    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&srv->lock);
+    NBDSRV_LOCKED(srv);
 
     return srv->shutting_down;
 }
@@ -90,7 +120,7 @@ nbdsrv_shutdown(struct nbdsrv *srv)
     GHashTableIter it;
     gpointer key;
 
-    g_mutex_lock(&srv->lock);
+    pthread_mutex_lock(&srv->lock);
     srv->shutting_down = true;
     g_hash_table_iter_init(&it, srv->conns);
     while (g_hash_table_iter_next(&it, &key, NULL)) {
@@ -98,8 +128,8 @@ nbdsrv_shutdown(struct nbdsrv *srv)
         g_atomic_int_set(&conn->kicked, 1);
         shutdown(conn->io.fd, SHUT_RDWR);
     }
-    g_cond_broadcast(&srv->cond);
-    g_mutex_unlock(&srv->lock);
+    pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
 }
 
 static void
@@ -118,7 +148,7 @@ set_recv_timeout(int fd, unsigned ms)
 static struct nbdsrv_tls *
 conn_tls(struct nbdsrv *srv, struct cfg *cfg)
 {
-    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&srv->lock);
+    NBDSRV_LOCKED(srv);
 
     if (cfg != srv->tls_cfg && !nbdsrv_tls_same_files(cfg, srv->tls_cfg)) {
         g_autoptr(GError) error = NULL;
@@ -169,14 +199,14 @@ nbdsrv_conn_run(struct nbdsrv *srv, int fd, const char *peer)
     nbdsrv_io_init(&conn->io, fd);
     bool late;
 
-    g_mutex_lock(&srv->lock);
+    pthread_mutex_lock(&srv->lock);
     conn->id = ++srv->next_id;
     g_hash_table_add(srv->conns, conn);
     /* Accepted just before nbdsrv_shutdown() but started after it: the
      * shutdown never saw this connection, so it ends here, or a silent peer
      * would hold the daemon's bounded shutdown until the handshake timeout. */
     late = srv->shutting_down;
-    g_mutex_unlock(&srv->lock);
+    pthread_mutex_unlock(&srv->lock);
     g_debug("%s: NBD connection %" G_GUINT64_FORMAT "%s", conn->peer, conn->id,
             late ? " refused: shutting down" : "");
 
@@ -193,9 +223,9 @@ nbdsrv_conn_run(struct nbdsrv *srv, int fd, const char *peer)
         srv->exports->close(srv, conn, conn->exp);
     conn->exp = NULL;
     nbdsrv_tls_end(&conn->io);
-    g_mutex_lock(&srv->lock);
+    pthread_mutex_lock(&srv->lock);
     g_hash_table_remove(srv->conns, conn);
-    g_mutex_unlock(&srv->lock);
+    pthread_mutex_unlock(&srv->lock);
     g_debug("%s: NBD connection %" G_GUINT64_FORMAT " closed (%" G_GUINT64_FORMAT
             " bytes in, %" G_GUINT64_FORMAT " out)",
             conn->peer, conn->id, conn->io.rx_bytes, conn->io.tx_bytes);
