@@ -90,6 +90,7 @@ struct scale_opts {
     char *iqn_prefix;
     int n_iscsi;
     int n_nbd;
+    int n_readers;
     int disk_mib;
     int shared;
     int priv;
@@ -108,7 +109,8 @@ struct scale_opts {
 
 struct scale_sess {
     unsigned index;
-    unsigned total; /* sessions in the run, for the layout */
+    unsigned total; /* writing sessions in the run, for the layout */
+    bool reader;    /* --readers: the read-only image export, sees only the base */
     enum scale_proto proto;
     char name[64];
     struct iscsi_context *iscsi;
@@ -427,7 +429,8 @@ scale_nbd_submit(struct scale_sess *s, struct scale_io *io, bool fua)
 static void
 scale_nbd_connect(struct scale_sess *s)
 {
-    g_autofree char *export = g_strdup_printf("%s/%s", scale_o.image, s->name);
+    g_autofree char *export =
+        s->reader ? g_strdup(scale_o.image) : g_strdup_printf("%s/%s", scale_o.image, s->name);
     g_autofree char *port = g_strdup_printf("%d", scale_o.nbd_port);
 
     s->nbd = nbd_create();
@@ -501,9 +504,28 @@ scale_sess_write(struct scale_sess *s)
     scale_drain(s, 0);
 }
 
+/* A reader of the image export: the base everywhere, however much the
+ * writers write to the same blocks of their own disks meanwhile. */
+static void
+scale_reader_verify(struct scale_sess *s)
+{
+    for (unsigned k = 0; k < (unsigned)scale_o.shared; k++)
+        scale_io(s, true, scale_shared_block(k), SCALE_OWNER_BASE, 0, false);
+    for (unsigned j = 0; j < 2; j++) {
+        unsigned w = (s->index + j * (s->total / 2)) % s->total;
+        for (unsigned k = 0; k < (unsigned)scale_o.priv; k++)
+            scale_io(s, true, scale_private_block(w, k), SCALE_OWNER_BASE, 0, false);
+    }
+    scale_drain(s, 0);
+}
+
 static void
 scale_sess_verify(struct scale_sess *s)
 {
+    if (s->reader) {
+        scale_reader_verify(s);
+        return;
+    }
     unsigned others[3] = {(s->index + 1) % s->total, (s->index + s->total / 2) % s->total,
                           s->total /* a session that does not exist */};
     for (unsigned k = 0; k < (unsigned)scale_o.shared; k++)
@@ -558,10 +580,13 @@ scale_sess_main(void *arg)
         s->round = scale_o.verify_only ? (uint32_t)scale_o.rounds : r;
         if (!scale_o.verify_only) {
             s->phase = SCALE_PHASE_WRITE;
-            scale_sess_write(s);
+            if (s->reader)
+                scale_reader_verify(s); /* reads while the others write */
+            else
+                scale_sess_write(s);
             pthread_barrier_wait(&scale_barrier); /* end of write */
             s->phase = SCALE_PHASE_FLUSH;
-            if (!s->failed) {
+            if (!s->failed && !s->reader) {
                 if (s->proto == SCALE_ISCSI)
                     scale_iscsi_flush(s);
                 else
@@ -666,6 +691,8 @@ scale_parse(int argc, char **argv)
          "Initiator names are IQN:CLIENT", "IQN"},
         {"iscsi", 0, 0, G_OPTION_ARG_INT, &scale_o.n_iscsi, "iSCSI sessions (48)", "N"},
         {"nbd", 0, 0, G_OPTION_ARG_INT, &scale_o.n_nbd, "NBD sessions (16)", "N"},
+        {"readers", 0, 0, G_OPTION_ARG_INT, &scale_o.n_readers,
+         "More NBD sessions on the read-only image export (0)", "N"},
         {"disk-mib", 0, 0, G_OPTION_ARG_INT, &scale_o.disk_mib, "Disk size (64)", "MIB"},
         {"shared", 0, 0, G_OPTION_ARG_INT, &scale_o.shared, "Blocks all sessions write (32)", "N"},
         {"private", 0, 0, G_OPTION_ARG_INT, &scale_o.priv, "Blocks per session (16)", "N"},
@@ -709,10 +736,11 @@ scale_parse(int argc, char **argv)
         return true;
     unsigned total = (unsigned)scale_o.n_iscsi + (unsigned)scale_o.n_nbd;
     scale_half = ((uint64_t)scale_o.disk_mib << 20) / SCALE_BLOCK / 2;
-    if (scale_o.n_iscsi < 0 || scale_o.n_nbd < 0 || total < 2 || total > SCALE_MAX_SESSIONS ||
-        scale_o.shared < 1 || scale_o.priv < 1 || scale_o.qd < 1 || scale_o.qd > 128 ||
-        scale_o.rounds < 1 || scale_o.rounds > 1000 || scale_o.timeout < 1 ||
-        scale_o.hold_timeout < 1 || scale_o.name_shift < 0) {
+    if (scale_o.n_iscsi < 0 || scale_o.n_nbd < 0 || total < 2 || scale_o.n_readers < 0 ||
+        total + (unsigned)scale_o.n_readers > SCALE_MAX_SESSIONS || scale_o.shared < 1 ||
+        scale_o.priv < 1 || scale_o.qd < 1 || scale_o.qd > 128 || scale_o.rounds < 1 ||
+        scale_o.rounds > 1000 || scale_o.timeout < 1 || scale_o.hold_timeout < 1 ||
+        scale_o.name_shift < 0) {
         fprintf(stderr, "scale-client: bad counts (2..%u sessions, qd 1..128)\n",
                 SCALE_MAX_SESSIONS);
         return false;
@@ -735,7 +763,7 @@ scale_parse(int argc, char **argv)
     }
     if (!scale_o.host || !scale_o.image || !scale_o.client_prefix ||
         (scale_o.n_iscsi && (!scale_o.iscsi_port || !scale_o.target || !scale_o.iqn_prefix)) ||
-        (scale_o.n_nbd && !scale_o.nbd_port)) {
+        ((scale_o.n_nbd || scale_o.n_readers) && !scale_o.nbd_port)) {
         fprintf(stderr, "scale-client: --host, --image, --client-prefix and the ports, --target "
                         "and --iqn-prefix of the protocols used are required\n");
         return false;
@@ -778,7 +806,8 @@ main(int argc, char **argv)
     if (scale_o.make_base)
         return scale_make_base(scale_o.make_base) ? 0 : 1;
 
-    unsigned n = (unsigned)scale_o.n_iscsi + (unsigned)scale_o.n_nbd;
+    unsigned writers = (unsigned)scale_o.n_iscsi + (unsigned)scale_o.n_nbd;
+    unsigned n = writers + (unsigned)scale_o.n_readers;
     g_autofree struct scale_sess *ss = g_new0(struct scale_sess, n);
     g_autofree pthread_t *tids = g_new0(pthread_t, n);
     signal(SIGALRM, scale_watchdog);
@@ -793,14 +822,19 @@ main(int argc, char **argv)
     for (unsigned i = 0; i < n; i++) {
         struct scale_sess *s = &ss[i];
         s->index = i;
-        s->total = n;
+        s->total = writers;
         s->proto = i < (unsigned)scale_o.n_iscsi ? SCALE_ISCSI : SCALE_NBD;
         s->victim = scale_is_victim(i);
-        unsigned first = s->proto == SCALE_ISCSI ? 0 : (unsigned)scale_o.n_iscsi;
-        unsigned group =
-            s->proto == SCALE_ISCSI ? (unsigned)scale_o.n_iscsi : (unsigned)scale_o.n_nbd;
-        unsigned client = first + (i - first + (unsigned)scale_o.name_shift) % group;
-        snprintf(s->name, sizeof(s->name), "%s%03u", scale_o.client_prefix, client);
+        s->reader = i >= writers;
+        if (s->reader) {
+            snprintf(s->name, sizeof(s->name), "reader%u", i - writers);
+        } else {
+            unsigned first = s->proto == SCALE_ISCSI ? 0 : (unsigned)scale_o.n_iscsi;
+            unsigned group =
+                s->proto == SCALE_ISCSI ? (unsigned)scale_o.n_iscsi : (unsigned)scale_o.n_nbd;
+            unsigned client = first + (i - first + (unsigned)scale_o.name_shift) % group;
+            snprintf(s->name, sizeof(s->name), "%s%03u", scale_o.client_prefix, client);
+        }
         int rc = pthread_create(&tids[i], &attr, scale_sess_main, s);
         if (rc != 0) {
             /* The barrier counts on every thread: nothing sane to unwind. */
@@ -810,8 +844,9 @@ main(int argc, char **argv)
     }
     pthread_attr_destroy(&attr);
     printf(
-        "# %u sessions: %d iSCSI, %d NBD; %d shared + %d private blocks of 4 KiB each; %s %d\n", n,
-        scale_o.n_iscsi, scale_o.n_nbd, scale_o.shared, scale_o.priv,
+        "# %u sessions: %d iSCSI, %d NBD, %d NBD readers of the image; %d shared + %d private "
+        "blocks of 4 KiB each; %s %d\n",
+        n, scale_o.n_iscsi, scale_o.n_nbd, scale_o.n_readers, scale_o.shared, scale_o.priv,
         scale_o.verify_only ? "verify only, round" : "write-flush-verify rounds:", scale_o.rounds);
 
     /* The phases in the order the threads go through them. */
@@ -856,7 +891,9 @@ main(int argc, char **argv)
 
     unsigned failed = 0, ended = 0;
     for (unsigned i = 0; i < n; i++) {
-        const char *proto = ss[i].proto == SCALE_ISCSI ? "iSCSI" : "NBD";
+        const char *proto = ss[i].proto == SCALE_ISCSI ? "iSCSI"
+                            : ss[i].reader             ? "NBD image export"
+                                                       : "NBD";
         if (ss[i].victim && !ss[i].foreign) {
             ended += ss[i].failed;
             printf("# victim session %u (%s, %s): %s\n", i, ss[i].name, proto,

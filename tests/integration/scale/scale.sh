@@ -1,6 +1,7 @@
 #!/bin/bash
-# scale.sh CLIENT N_ISCSI N_NBD — N_ISCSI + N_NBD sessions at once, each its own
-# client of one image (docs/concurrency.md: thread per connection, no global
+# scale.sh CLIENT N_ISCSI N_NBD N_READERS — N_ISCSI + N_NBD sessions at once,
+# each its own client of one image, plus N_READERS NBD sessions on the image's
+# read-only export (docs/concurrency.md: thread per connection, no global
 # lock on the data path). scale-client logs every session in, writes tagged
 # blocks, flushes, reads back and checks it sees only its own writes and the
 # base elsewhere; while all sessions are up the control socket must list each
@@ -12,6 +13,7 @@ ovt_require python3 sha256sum
 CLIENT=${1:?usage: scale.sh CLIENT N_ISCSI N_NBD}
 N_ISCSI=${2:?}
 N_NBD=${3:?}
+N_READERS=${4:-0}
 N=$((N_ISCSI + N_NBD))
 IQN_PREFIX=iqn.2026-11.org.ovgate.scale
 DISK_MIB=64
@@ -36,14 +38,14 @@ gen_sha() {
 }
 gen=$(gen_sha)
 ovt_start_daemon || exit 1
-diag "ovgated pid $OVT_PID: $N_ISCSI iSCSI + $N_NBD NBD sessions"
+diag "ovgated pid $OVT_PID: $N_ISCSI iSCSI + $N_NBD NBD sessions, $N_READERS image readers"
 
 # Start scale-client in the background; it creates $OVT_DIR/ready once every
 # session has verified its data and logs out once $OVT_DIR/go exists.
 run_client() {
     "$CLIENT" --host 127.0.0.1 --iscsi-port "$OVT_ISCSI_PORT" --nbd-port "$OVT_NBD_PORT" \
         --target "$(ovt_target lab)" --image lab --client-prefix c \
-        --iqn-prefix "$IQN_PREFIX" --iscsi "$N_ISCSI" --nbd "$N_NBD" \
+        --iqn-prefix "$IQN_PREFIX" --iscsi "$N_ISCSI" --nbd "$N_NBD" --readers "$N_READERS" \
         --disk-mib "$DISK_MIB" "$@"
 }
 rm -f "$OVT_DIR/ready" "$OVT_DIR/go"
@@ -79,15 +81,20 @@ status_ok() {
     ovt_ovctl --socket "$OVT_CTL_SOCKET" status --json >"$OVT_DIR/status.json" || return 1
     # scale-client's defaults: 2 rounds, each writing 32 + 16 blocks and
     # reading them and 3 x 16 blocks of other sessions' private sets.
-    python3 - "$OVT_DIR/status.json" "$N_ISCSI" "$N_NBD" 96 192 <<'PY'
+    python3 - "$OVT_DIR/status.json" "$N_ISCSI" "$N_NBD" "$N_READERS" 96 192 <<'PY'
 import json, sys
-path, ni, nn, min_w, min_r = sys.argv[1], *map(int, sys.argv[2:])
+path, ni, nn, nr, min_w, min_r = sys.argv[1], *map(int, sys.argv[2:])
 sessions = json.load(open(path))["sessions"]
 want = {f"c{i:03d}": ("iscsi" if i < ni else "nbd") for i in range(ni + nn)}
 seen = {}
 bad = []
+readers = [s for s in sessions if s.get("client") is None]
+if len(readers) != nr or any(s.get("protocol") != "nbd" for s in readers):
+    bad.append(f"{len(readers)} image export sessions listed, expected {nr} (NBD)")
 for s in sessions:
     c = s.get("client")
+    if c is None:
+        continue
     if c in seen:
         bad.append(f"{c} listed twice")
     seen[c] = s
@@ -107,15 +114,16 @@ sys.exit(1 if bad else 0)
 PY
 }
 if [ -e "$OVT_DIR/ready" ]; then
-    ovt_check "ovctl status lists all $N sessions while they are up" status_ok
+    ovt_check "ovctl status lists all $((N + N_READERS)) sessions while they are up" status_ok
 else
-    not_ok "ovctl status lists all $N sessions while they are up (client not ready)"
+    not_ok "ovctl status lists all $((N + N_READERS)) sessions while they are up (client not ready)"
 fi
 touch "$OVT_DIR/go"
 rc=0
 wait "$cpid" || rc=$?
 sed 's/^\([^#B]\)/# \1/' "$OVT_DIR/client.out"
-ovt_check "$N sessions at once wrote, flushed and read back only their own data" test "$rc" -eq 0
+ovt_check "$N sessions at once wrote, flushed and read back only their own data; $N_READERS image readers saw only the base" \
+    test "$rc" -eq 0
 
 # After the client logged out, the daemon drops every session (bounded wait).
 no_sessions() {
