@@ -309,7 +309,20 @@ iscsit_rx_scsi_cmd(struct iscsit_conn *conn, const struct iscsit_pdu *pdu)
         iscsit_task_free(task);
         return;
     }
-    /* A write (W bit): collect immediate + unsolicited + solicited data. */
+    /* A write (W bit): collect immediate + unsolicited + solicited data.
+     * Non-immediate commands are bounded by the CmdSN window (it shrinks
+     * with every waiting task); immediate ones are not, so past a cap the
+     * task set is full (SAM-5 §5.3.1). Later Data-Out for it is dropped. */
+    if (g_hash_table_size(conn->tasks) >= ISCSIT_MAX_TASKS) {
+        LOG_RATELIMITED(G_LOG_LEVEL_MESSAGE, 10, 5,
+                        "iSCSI: %s: %u writes wait for data: TASK SET FULL for ITT 0x%08x",
+                        conn->peer, g_hash_table_size(conn->tasks), task->itt);
+        sdev_cmd_clear(&task->cmd);
+        task->cmd.status = SDEV_STATUS_TASK_SET_FULL;
+        cmd_tx_response(conn, task, 0, 0, 0);
+        iscsit_task_free(task);
+        return;
+    }
     task->conn = conn;
     task->r2ts = g_array_new(FALSE, FALSE, sizeof(struct iscsit_r2t));
     if (!p->initial_r2t && !(flags & ISCSIT_FLAG_FINAL))

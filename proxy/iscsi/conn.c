@@ -56,6 +56,25 @@ iscsit_conn_shutdown(struct iscsit_conn *conn)
     g_mutex_unlock(&conn->fd_lock);
 }
 
+/* RFC 7143 §4.2.2.1: the window is ISCSIT_CMDSN_WINDOW commands less one
+ * per task still waiting for its Data-Out, so an initiator that never sends
+ * its data runs out of CmdSNs instead of growing our task table without
+ * bound. MaxCmdSN never moves back (initiators ignore a smaller one). */
+void
+iscsit_conn_update_window(struct iscsit_conn *conn)
+{
+    struct iscsit_sess *sess = conn->sess;
+    guint waiting = g_hash_table_size(conn->tasks);
+    uint32_t open = ISCSIT_CMDSN_WINDOW - MIN(waiting, ISCSIT_CMDSN_WINDOW);
+    uint32_t max;
+
+    if (!sess)
+        return;
+    max = sess->exp_cmdsn + open - 1;
+    if (iscsit_sn_lt(sess->max_cmdsn, max))
+        sess->max_cmdsn = max;
+}
+
 void
 iscsit_conn_set_sn(struct iscsit_conn *conn, struct iscsit_bhs *rsp, bool advance)
 {
@@ -63,6 +82,7 @@ iscsit_conn_set_sn(struct iscsit_conn *conn, struct iscsit_bhs *rsp, bool advanc
 
     iscsit_bhs_set32(rsp, ISCSIT_OFF_CMDSN, advance ? conn->stat_sn++ : conn->stat_sn);
     if (sess) {
+        iscsit_conn_update_window(conn);
         iscsit_bhs_set32(rsp, ISCSIT_OFF_EXPSTATSN, sess->exp_cmdsn);
         iscsit_bhs_set32(rsp, ISCSIT_OFF_MAXCMDSN, sess->max_cmdsn);
     }
@@ -147,13 +167,27 @@ iscsit_conn_fill(struct iscsit_conn *conn, int timeout_ms, bool *timed_out)
 enum iscsit_rx_result
 iscsit_conn_recv(struct iscsit_conn *conn, struct iscsit_pdu *pdu, int timeout_ms, bool *timed_out)
 {
+    gint64 deadline = timeout_ms > 0 ? g_get_monotonic_time() + (gint64)timeout_ms * 1000 : 0;
+
     *timed_out = false;
     for (;;) {
         enum iscsit_rx_result r = iscsit_rx_next(&conn->rx, pdu);
+        int left_ms = timeout_ms;
 
         if (r != ISCSIT_RX_MORE)
             return r;
-        if (iscsit_conn_fill(conn, timeout_ms, timed_out) <= 0)
+        /* A PDU that trickles in byte by byte must not extend the timeout:
+         * what is left of it bounds each read. */
+        if (deadline) {
+            gint64 left_us = deadline - g_get_monotonic_time();
+
+            if (left_us <= 0) {
+                *timed_out = true;
+                return ISCSIT_RX_MORE;
+            }
+            left_ms = (int)MAX(1, left_us / 1000);
+        }
+        if (iscsit_conn_fill(conn, left_ms, timed_out) <= 0)
             return ISCSIT_RX_MORE;
     }
 }
@@ -303,7 +337,7 @@ held_pdu_free(void *p)
 }
 
 static void
-conn_hold(struct iscsit_conn *conn, GHashTable *held, uint32_t cmdsn, const struct iscsit_pdu *pdu)
+conn_hold(struct iscsit_conn *conn, uint32_t cmdsn, const struct iscsit_pdu *pdu)
 {
     struct held_pdu *h = g_new0(struct held_pdu, 1);
 
@@ -313,12 +347,44 @@ conn_hold(struct iscsit_conn *conn, GHashTable *held, uint32_t cmdsn, const stru
     memcpy(h->bytes + pdu->ahs_len, pdu->data, pdu->data_len);
     h->pdu.ahs = h->bytes;
     h->pdu.data = h->bytes + pdu->ahs_len;
-    g_hash_table_replace(held, GUINT_TO_POINTER(cmdsn), h);
+    g_hash_table_replace(conn->held, GUINT_TO_POINTER(cmdsn), h);
+}
+
+unsigned
+iscsit_conn_drop_held(struct iscsit_conn *conn, const uint32_t *itt, const uint64_t *lun_raw)
+{
+    GHashTableIter it;
+    gpointer key, value;
+    unsigned n = 0;
+
+    g_hash_table_iter_init(&it, conn->held);
+    while (g_hash_table_iter_next(&it, &key, &value)) {
+        const struct iscsit_bhs *b = &((struct held_pdu *)value)->pdu.bhs;
+
+        if (iscsit_bhs_opcode(b) != ISCSIT_OP_SCSI_CMD ||
+            (itt && iscsit_bhs_get32(b, ISCSIT_OFF_ITT) != *itt) ||
+            (lun_raw && iscsit_bhs_get_lun(b) != *lun_raw))
+            continue;
+        g_hash_table_add(conn->skipped, key);
+        g_hash_table_iter_remove(&it);
+        n++;
+    }
+    return n;
+}
+
+void
+iscsit_conn_skip_cmdsn(struct iscsit_conn *conn, uint32_t cmdsn)
+{
+    struct iscsit_sess *sess = conn->sess;
+
+    if (iscsit_sn_le(sess->exp_cmdsn, cmdsn) && iscsit_sn_le(cmdsn, sess->max_cmdsn) &&
+        !g_hash_table_contains(conn->held, GUINT_TO_POINTER(cmdsn)))
+        g_hash_table_add(conn->skipped, GUINT_TO_POINTER(cmdsn));
 }
 
 /* Phase and CmdSN checks, then the opcode's handler. */
 static void
-conn_dispatch(struct iscsit_conn *conn, GHashTable *held, const struct iscsit_pdu *pdu)
+conn_dispatch(struct iscsit_conn *conn, const struct iscsit_pdu *pdu)
 {
     struct iscsit_sess *sess = conn->sess;
     uint8_t op = iscsit_bhs_opcode(&pdu->bhs);
@@ -335,10 +401,12 @@ conn_dispatch(struct iscsit_conn *conn, GHashTable *held, const struct iscsit_pd
     if ((flags & OP_CMDSN) && !iscsit_bhs_immediate(&pdu->bhs)) {
         uint32_t cmdsn = iscsit_bhs_get32(&pdu->bhs, ISCSIT_OFF_CMDSN);
 
-        if (cmdsn != sess->exp_cmdsn) {
+        /* ExpCmdSN itself lies outside a closed window (MaxCmdSN = ExpCmdSN - 1). */
+        if (cmdsn != sess->exp_cmdsn || iscsit_sn_lt(sess->max_cmdsn, cmdsn)) {
             if (iscsit_sn_lt(sess->exp_cmdsn, cmdsn) && iscsit_sn_le(cmdsn, sess->max_cmdsn) &&
-                !g_hash_table_contains(held, GUINT_TO_POINTER(cmdsn))) {
-                conn_hold(conn, held, cmdsn, pdu);
+                !g_hash_table_contains(conn->held, GUINT_TO_POINTER(cmdsn)) &&
+                !g_hash_table_contains(conn->skipped, GUINT_TO_POINTER(cmdsn))) {
+                conn_hold(conn, cmdsn, pdu);
                 return;
             }
             LOG_RATELIMITED(G_LOG_LEVEL_MESSAGE, 10, 5,
@@ -347,20 +415,33 @@ conn_dispatch(struct iscsit_conn *conn, GHashTable *held, const struct iscsit_pd
             return;
         }
         sess->exp_cmdsn++;
-        sess->max_cmdsn++;
     }
     conn_ops[op].rx(conn, pdu);
+    /* After the handler: a write it left waiting for data counts already. */
+    iscsit_conn_update_window(conn);
 }
 
+/* Run held commands whose turn has come; step over CmdSNs aborted before
+ * they ran (they count as received, RFC 7143 §11.5.1). */
 static void
-conn_dispatch_held(struct iscsit_conn *conn, GHashTable *held)
+conn_dispatch_held(struct iscsit_conn *conn)
 {
+    struct iscsit_sess *sess = conn->sess;
     struct held_pdu *h;
 
-    while (!conn->closing && !conn->failed &&
-           (h = g_hash_table_lookup(held, GUINT_TO_POINTER(conn->sess->exp_cmdsn)))) {
-        g_hash_table_steal(held, GUINT_TO_POINTER(conn->sess->exp_cmdsn));
-        conn_dispatch(conn, held, &h->pdu);
+    while (!conn->closing && !conn->failed) {
+        gpointer key = GUINT_TO_POINTER(sess->exp_cmdsn);
+
+        if (g_hash_table_remove(conn->skipped, key)) {
+            sess->exp_cmdsn++;
+            iscsit_conn_update_window(conn);
+            continue;
+        }
+        h = g_hash_table_lookup(conn->held, key);
+        if (!h)
+            break;
+        g_hash_table_steal(conn->held, key);
+        conn_dispatch(conn, &h->pdu);
         held_pdu_free(h);
     }
 }
@@ -398,9 +479,6 @@ conn_poll_timeout_ms(struct iscsit_conn *conn)
 static void
 conn_serve(struct iscsit_conn *conn)
 {
-    g_autoptr(GHashTable) held =
-        g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, held_pdu_free);
-
     while (!conn->closing && !conn->failed) {
         struct iscsit_pdu pdu;
         bool timed_out;
@@ -437,8 +515,8 @@ conn_serve(struct iscsit_conn *conn)
             conn->closing = true;
             break;
         case ISCSIT_RX_PDU:
-            conn_dispatch(conn, held, &pdu);
-            conn_dispatch_held(conn, held);
+            conn_dispatch(conn, &pdu);
+            conn_dispatch_held(conn);
             if (conn->tx.bytes >= ISCSIT_TX_FLUSH_BYTES)
                 iscsit_tx_flush(conn);
             break;
@@ -464,9 +542,12 @@ conn_new(struct iscsit_target *tgt, int fd, const char *peer)
     iscsit_tx_init(&conn->tx);
     conn->tasks = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
                                         (GDestroyNotify)iscsit_task_free);
+    conn->held = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, held_pdu_free);
+    conn->skipped = g_hash_table_new(g_direct_hash, g_direct_equal);
     conn->next_ttt = g_random_int() & 0x7fffffff;
     conn->stat_sn = g_random_int();
     conn->last_rx_us = g_get_monotonic_time();
+    conn->started_us = conn->last_rx_us;
     if (cfg) {
         conn->nop_interval_s = cfg->nop_interval_s;
         conn->nop_timeout_s = cfg->nop_timeout_s;
@@ -487,6 +568,8 @@ static void
 conn_free(struct iscsit_conn *conn)
 {
     g_hash_table_destroy(conn->tasks);
+    g_hash_table_destroy(conn->held);
+    g_hash_table_destroy(conn->skipped);
     iscsit_rx_clear(&conn->rx);
     iscsit_tx_clear(&conn->tx);
     if (conn->text_in)

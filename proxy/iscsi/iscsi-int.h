@@ -30,7 +30,8 @@
 #include "rx.h"
 #include "sdev.h"
 
-#define ISCSIT_CMDSN_WINDOW 128u         /* MaxCmdSN = ExpCmdSN + window - 1 */
+#define ISCSIT_CMDSN_WINDOW 128u         /* MaxCmdSN = ExpCmdSN + window - 1 - waiting tasks */
+#define ISCSIT_MAX_TASKS (2u * ISCSIT_CMDSN_WINDOW) /* waiting writes; then TASK SET FULL */
 #define ISCSIT_MAX_TASK_DATA (64u << 20) /* largest write we buffer for one command */
 #define ISCSIT_TX_FLUSH_BYTES (4u << 20) /* send queued replies beyond this much */
 #define ISCSIT_MAX_SOLICITED (64u << 20) /* R2T'd bytes not yet received, per connection */
@@ -150,6 +151,7 @@ struct iscsit_conn {
     int fd;
     char *peer;
     char *local;     /* our address:port on this connection, for SendTargets */
+    gint64 started_us; /* accepted (monotonic): the login must end 30 s later */
     bool rx_drained; /* the last read did not fill the buffer: socket empty then */
     int rcvtimeo_ms; /* SO_RCVTIMEO in force (0 = none) */
     enum iscsit_conn_state state;
@@ -160,6 +162,11 @@ struct iscsit_conn {
     uint32_t stat_sn;
     /* tasks waiting for Data-Out, by ITT */
     GHashTable *tasks;
+    /* commands ahead of ExpCmdSN, by CmdSN (struct held_pdu *, conn.c) */
+    GHashTable *held;
+    /* CmdSNs to consider received without running them (aborted before
+     * they ran, RFC 7143 §11.5.1 b); all within [ExpCmdSN, MaxCmdSN] */
+    GHashTable *skipped;
     uint32_t next_ttt;
     uint32_t solicited; /* bytes asked for by outstanding R2Ts, not yet received */
     /* NOP-In pings (cfg nop_interval_s / nop_timeout_s) */
@@ -198,7 +205,8 @@ bool iscsit_tx_flush(struct iscsit_conn *conn);
  * (with timeout_ms, -1 = none) only when nothing is buffered. Returns bytes
  * read, 0 on EOF/timeout (conn->failed tells), -1 on error. */
 ssize_t iscsit_conn_fill(struct iscsit_conn *conn, int timeout_ms, bool *timed_out);
-/* Next complete PDU or a receive error (blocking). */
+/* Next complete PDU or a receive error (blocking); timeout_ms bounds the
+ * whole call (-1 = none), however the PDU trickles in. */
 enum iscsit_rx_result iscsit_conn_recv(struct iscsit_conn *conn, struct iscsit_pdu *pdu,
                                        int timeout_ms, bool *timed_out);
 /* Queue a Reject (RFC 7143 §11.17) carrying the rejected header. */
@@ -206,6 +214,16 @@ void iscsit_tx_reject(struct iscsit_conn *conn, const struct iscsit_bhs *bad, ui
 /* Fill StatSN/ExpCmdSN/MaxCmdSN of a response; advance StatSN if asked. */
 void iscsit_conn_set_sn(struct iscsit_conn *conn, struct iscsit_bhs *rsp, bool advance);
 void iscsit_conn_shutdown(struct iscsit_conn *conn);
+/* Open the CmdSN window as far as waiting tasks allow (never moves MaxCmdSN back). */
+void iscsit_conn_update_window(struct iscsit_conn *conn);
+/* ABORT TASK and friends for commands held ahead of ExpCmdSN: drop the held
+ * SCSI commands with this ITT (itt NULL: any) on this LUN (lun_raw NULL:
+ * any) and consider their CmdSNs received. Returns how many were dropped. */
+unsigned iscsit_conn_drop_held(struct iscsit_conn *conn, const uint32_t *itt,
+                               const uint64_t *lun_raw);
+/* Consider cmdsn (not yet received, inside the window) received: the
+ * command is not run when it arrives (RFC 7143 §11.5.1 b). */
+void iscsit_conn_skip_cmdsn(struct iscsit_conn *conn, uint32_t cmdsn);
 
 /* ---- login.c ---- */
 /* Run the login phase on a fresh connection; first_too_long: the first

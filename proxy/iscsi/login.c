@@ -670,6 +670,7 @@ iscsit_login_run(struct iscsit_conn *conn, const struct iscsit_pdu *first, bool 
     struct login l = {0};
     struct iscsit_pdu pdu = *first;
     bool more, ok;
+    gint64 deadline = conn->started_us + (gint64)ISCSIT_LOGIN_TIMEOUT_S * G_USEC_PER_SEC;
 
     l.conn = conn;
     l.sess = iscsit_sess_new(conn->tgt);
@@ -689,8 +690,19 @@ iscsit_login_run(struct iscsit_conn *conn, const struct iscsit_pdu *first, bool 
     while (more) {
         bool timed_out;
         enum iscsit_rx_result r;
+        gint64 left_ms = (deadline - g_get_monotonic_time()) / 1000;
 
-        r = iscsit_conn_recv(conn, &pdu, ISCSIT_LOGIN_TIMEOUT_S * 1000, &timed_out);
+        /* The whole login has ISCSIT_LOGIN_TIMEOUT_S, however slowly its
+         * PDUs trickle in: a stalled login must not hold a thread. */
+        if (left_ms <= 0) {
+            g_message("iSCSI: %s: login not complete after %d s, dropping the connection",
+                      conn->peer, ISCSIT_LOGIN_TIMEOUT_S);
+            break;
+        }
+        r = iscsit_conn_recv(conn, &pdu, (int)left_ms, &timed_out);
+        if (timed_out)
+            g_message("iSCSI: %s: login not complete after %d s, dropping the connection",
+                      conn->peer, ISCSIT_LOGIN_TIMEOUT_S);
         if (r != ISCSIT_RX_PDU) {
             if (r == ISCSIT_RX_ERR_DATA_LEN) {
                 login_fail(&l, ISCSIT_LOGIN_INITIATOR_ERROR, "login data segment over 8192 bytes");

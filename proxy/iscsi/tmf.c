@@ -27,13 +27,16 @@ tmf_abort_tasks(struct iscsit_conn *conn, bool all, uint64_t lun_raw)
         if (all || task->lun_raw == lun_raw)
             g_hash_table_iter_remove(&it);
     }
+    /* Commands held ahead of a CmdSN gap belong to the task set too. */
+    iscsit_conn_drop_held(conn, NULL, all ? NULL : &lun_raw);
 }
 
-/* ABORT TASK (RFC 7143 §11.5.1): a task we still hold is dropped. A task
- * we do not have is "complete" only when its RefCmdSN lies in the valid
- * window [ExpCmdSN, MaxCmdSN] before this request (b: the command has not
- * arrived yet); a task already answered (RefCmdSN < ExpCmdSN) or outside
- * the window "does not exist" (c). */
+/* ABORT TASK (RFC 7143 §11.5.1): a task we still hold (waiting for
+ * Data-Out, or held ahead of a CmdSN gap) is dropped. A task we do not have
+ * is "complete" only when its RefCmdSN lies in the valid window [ExpCmdSN,
+ * MaxCmdSN] before this request (b: the command has not arrived yet; its
+ * CmdSN counts as received, so it is not run when it comes); a task already
+ * answered (RefCmdSN < ExpCmdSN) or outside the window "does not exist" (c). */
 static uint8_t
 tmf_abort_task(struct iscsit_conn *conn, const struct iscsit_bhs *req)
 {
@@ -43,13 +46,19 @@ tmf_abort_task(struct iscsit_conn *conn, const struct iscsit_bhs *req)
     uint32_t cmdsn = iscsit_bhs_get32(req, ISCSIT_OFF_CMDSN);
     struct iscsit_task *task = g_hash_table_lookup(conn->tasks, GUINT_TO_POINTER(rtt));
 
-    if (task && task->lun_raw == iscsit_bhs_get_lun(req)) {
+    uint64_t lun_raw = iscsit_bhs_get_lun(req);
+
+    if (task && task->lun_raw == lun_raw) {
         g_hash_table_remove(conn->tasks, GUINT_TO_POINTER(rtt));
         return ISCSIT_TMF_RSP_COMPLETE;
     }
-    if (iscsit_sn_le(sess->exp_cmdsn, ref_cmdsn) && iscsit_sn_le(ref_cmdsn, sess->max_cmdsn) &&
-        iscsit_sn_lt(ref_cmdsn, cmdsn))
+    if (iscsit_conn_drop_held(conn, &rtt, &lun_raw) > 0)
         return ISCSIT_TMF_RSP_COMPLETE;
+    if (iscsit_sn_le(sess->exp_cmdsn, ref_cmdsn) && iscsit_sn_le(ref_cmdsn, sess->max_cmdsn) &&
+        iscsit_sn_lt(ref_cmdsn, cmdsn)) {
+        iscsit_conn_skip_cmdsn(conn, ref_cmdsn);
+        return ISCSIT_TMF_RSP_COMPLETE;
+    }
     return ISCSIT_TMF_RSP_NO_TASK;
 }
 
