@@ -4,7 +4,7 @@
 # Boots real Linux guests under QEMU (TCG) with their root file system on
 # ovgated, and reads clients' disks back through the daemon.
 #
-#   e2e_setup [bootdisk]      skip (77) unless QEMU and the e2fsprogs tools are
+#   e2e_setup [bootdisk]      ($E2E_DAEMON_ARGS: extra ovgated options) skip (77) unless QEMU and the e2fsprogs tools are
 #                             there, build/reuse the cached kernel, initramfs and
 #                             golden image (e2e-assets.sh), create image $E2E_IMAGE
 #                             ("lab") from the golden image (or from the bootable
@@ -20,13 +20,15 @@
 #                             the disk's own boot loader and command line);
 #                             CMDLINE: extra kernel arguments (not for sanboot)
 #   e2e_boot_wait NAME        wait (bounded) for that guest to power off; prints
-#                             the boot time; fails if it did not finish
+#                             the boot time; fails if it did not finish (quietly
+#                             with E2E_EXPECT_FAIL=1, for boots meant to fail)
 #   e2e_boot NAME HOW CMDLINE...   both
 #   e2e_booted NAME           true when NAME's last boot ran to the end
 #   e2e_guest NAME WHAT       prints the guest's "OVGATE-GUEST: WHAT ..." lines
 #                             (WHAT without the prefix), e.g. e2e_guest a token
 #   e2e_read_disk NAME        copy NAME's disk through the daemon (iSCSI, with
-#                             NAME's initiator name) to $E2E_DISK (its root file
+#                             NAME's initiator name, CHAP USER:SECRET from
+#                             $E2E_CHAP when set) to $E2E_DISK (its root file
 #                             system only, for a bootable disk), check that file
 #                             system (e2fsck -fn)
 #   e2e_disk_file PATH        prints PATH from $E2E_DISK (debugfs)
@@ -88,7 +90,8 @@ e2e_setup() {
         echo "Bail out! ovctl image create failed"
         exit 1
     }
-    ovt_start_daemon || {
+    # shellcheck disable=SC2086 # E2E_DAEMON_ARGS: extra words for ovgated
+    ovt_start_daemon ${E2E_DAEMON_ARGS:-} || {
         echo "Bail out! ovgated did not start"
         exit 1
     }
@@ -193,6 +196,8 @@ e2e_boot_wait() {
     e2e_ms=$(((e2e_end - e2e_t0) / 1000000))
     eval "E2E_MS_$e2e_name=$e2e_ms"
     if [ "$e2e_rc" -ne 0 ] || ! grep -q '^OVGATE-GUEST: done' "$e2e_log"; then
+        # E2E_EXPECT_FAIL=1: a boot meant to fail (the caller checks how).
+        [ "${E2E_EXPECT_FAIL:-0}" != 1 ] || return 1
         E2E_BROKEN=1
         diag "guest $e2e_name did not finish (QEMU status $e2e_rc after $e2e_ms ms); console:"
         tr -d '\033\r' <"$e2e_log" | tail -n 40 | sed 's/^/#   /'
@@ -222,8 +227,13 @@ e2e_guest() {
 e2e_read_disk() {
     E2E_DISK="$OVT_DIR/disk-$1.raw"
     rm -f "$E2E_DISK"
-    timeout "$E2E_HOST_TIMEOUT" qemu-img convert -O raw --image-opts \
-        "driver=raw,file.driver=iscsi,file.transport=tcp,file.portal=127.0.0.1:$OVT_ISCSI_PORT,file.target=$E2E_TARGET,file.lun=0,file.initiator-name=$(e2e_iqn "$1")" \
+    e2e_opts="driver=raw,file.driver=iscsi,file.transport=tcp,file.portal=127.0.0.1:$OVT_ISCSI_PORT,file.target=$E2E_TARGET,file.lun=0,file.initiator-name=$(e2e_iqn "$1")"
+    e2e_secret=()
+    if [ -n "${E2E_CHAP:-}" ]; then
+        e2e_secret=(--object "secret,id=e2echap,data=${E2E_CHAP#*:}")
+        e2e_opts="$e2e_opts,file.user=${E2E_CHAP%%:*},file.password-secret=e2echap"
+    fi
+    timeout "$E2E_HOST_TIMEOUT" qemu-img convert "${e2e_secret[@]}" -O raw --image-opts "$e2e_opts" \
         "$E2E_DISK" || {
         diag "qemu-img could not read client $1's disk"
         return 1
