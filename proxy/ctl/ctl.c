@@ -405,9 +405,18 @@ ctl_claim_path(const char *path, GError **error)
     g_autoptr(GSocketClient) client = NULL;
     g_autoptr(GSocketAddress) addr = NULL;
     g_autoptr(GSocketConnection) conn = NULL;
+    struct stat st;
 
-    if (!g_file_test(path, G_FILE_TEST_EXISTS))
+    if (lstat(path, &st) < 0)
         return true;
+    /* Only a socket is ours to replace: a control-socket= that names some
+     * other file by mistake (the config file, say) must not delete it. */
+    if (!S_ISSOCK(st.st_mode)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                    "control socket %s: the path exists and is not a socket (not removing it)",
+                    path);
+        return false;
+    }
     client = g_socket_client_new();
     addr = g_unix_socket_address_new(path);
     conn = g_socket_client_connect(client, G_SOCKET_CONNECTABLE(addr), NULL, NULL);

@@ -241,6 +241,19 @@ run_server_session(struct fixture *f, struct server_ctx *c)
     g_assert_false(g_file_test(f->sock, G_FILE_TEST_EXISTS));
 }
 
+/* A socket file nobody listens on, as a crashed daemon leaves it. */
+static void
+make_stale_socket(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+    close(fd);
+}
+
 static void
 test_server(struct fixture *f, gconstpointer data)
 {
@@ -255,7 +268,7 @@ test_server(struct fixture *f, gconstpointer data)
     g_ptr_array_add(lines, g_strdup("{\"cmd\":\"commit\",\"client\":\"pc01\"}"));
     g_ptr_array_add(lines, g_strdup("{\"cmd\":\"status\"}"));
     /* a stale socket file from a crashed daemon is replaced */
-    g_assert_true(g_file_set_contents(f->sock, "", 0, NULL));
+    make_stale_socket(f->sock);
     run_server_session(f, &c);
     g_assert_false(c.closed_early);
     g_assert_cmpuint(got->len, ==, 4);
@@ -299,6 +312,31 @@ test_server_in_use(struct fixture *f, gconstpointer data)
     ctl_server_free(NULL);
 }
 
+/* A control-socket path that names something else (a typo in
+ * control-socket= pointing at the config file) must not be deleted to make
+ * room: only a stale socket is replaced. */
+static void
+test_server_not_a_socket(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *text = NULL;
+    struct ctl_server *ctl;
+
+    g_assert_true(g_file_set_contents(f->sock, "precious\n", -1, NULL));
+    g_assert_null(ctl_server_new(f->reg, f->sock, NULL, NULL, &err));
+    g_assert_error(err, G_IO_ERROR, G_IO_ERROR_EXISTS);
+    g_assert_nonnull(strstr(err->message, "not a socket"));
+    g_assert_true(g_file_get_contents(f->sock, &text, NULL, NULL));
+    g_assert_cmpstr(text, ==, "precious\n");
+    g_unlink(f->sock);
+    /* a stale socket (nobody listening) is still replaced */
+    make_stale_socket(f->sock);
+    g_clear_error(&err);
+    ctl = ctl_server_new(f->reg, f->sock, NULL, NULL, &err);
+    g_assert_no_error(err);
+    ctl_server_free(ctl);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -310,5 +348,6 @@ main(int argc, char **argv)
     ADD("/ctl/server", test_server);
     ADD("/ctl/server-oversized", test_server_oversized);
     ADD("/ctl/server-in-use", test_server_in_use);
+    ADD("/ctl/server-not-a-socket", test_server_not_a_socket);
     return g_test_run();
 }
