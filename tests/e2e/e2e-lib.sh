@@ -18,7 +18,8 @@
 #                             NIC's iPXE ROM, contrib/ipxe/ovgate.ipxe, iBFT) or
 #                             sanboot (iPXE ROM, contrib/ipxe/ovgate-sanboot.ipxe:
 #                             the disk's own boot loader and command line);
-#                             CMDLINE: extra kernel arguments (not for sanboot)
+#                             CMDLINE: extra kernel arguments (not for sanboot);
+#                             E2E_IPXE_SETTINGS: more lines for boot.ipxe
 #   e2e_boot_wait NAME        wait (bounded) for that guest to power off; prints
 #                             the boot time; fails if it did not finish (quietly
 #                             with E2E_EXPECT_FAIL=1, for boots meant to fail)
@@ -158,6 +159,7 @@ set ovgate-port $OVT_ISCSI_PORT
 set ovgate-image $E2E_IMAGE
 set initiator-iqn $(e2e_iqn "$e2e_name")
 set ovgate-cmdline $e2e_args
+${E2E_IPXE_SETTINGS:-}
 chain $e2e_script
 EOF
         # reboot-timeout: when nothing boots, SeaBIOS reboots after 1 s and
