@@ -336,10 +336,27 @@ held_pdu_free(void *p)
     g_free(h);
 }
 
-static void
+/* Hold a command ahead of ExpCmdSN (copied). On one connection commands
+ * come in CmdSN order (RFC 7143 §4.2.2.1), so a gap means a broken or
+ * hostile initiator: what it makes us copy is capped at
+ * ISCSIT_MAX_HELD_BYTES (else 128 held commands of 256 KiB each would pin
+ * 32 MiB per connection). false: not held, the caller drops it. */
+static bool
 conn_hold(struct iscsit_conn *conn, uint32_t cmdsn, const struct iscsit_pdu *pdu)
 {
-    struct held_pdu *h = g_new0(struct held_pdu, 1);
+    size_t bytes = (size_t)pdu->ahs_len + pdu->data_len;
+    GHashTableIter it;
+    gpointer value;
+    struct held_pdu *h;
+
+    g_hash_table_iter_init(&it, conn->held);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        h = value;
+        bytes += (size_t)h->pdu.ahs_len + h->pdu.data_len;
+    }
+    if (bytes > ISCSIT_MAX_HELD_BYTES)
+        return false;
+    h = g_new0(struct held_pdu, 1);
 
     h->pdu = *pdu;
     h->bytes = g_malloc((size_t)pdu->ahs_len + pdu->data_len + 1);
@@ -348,6 +365,7 @@ conn_hold(struct iscsit_conn *conn, uint32_t cmdsn, const struct iscsit_pdu *pdu
     h->pdu.ahs = h->bytes;
     h->pdu.data = h->bytes + pdu->ahs_len;
     g_hash_table_replace(conn->held, GUINT_TO_POINTER(cmdsn), h);
+    return true;
 }
 
 unsigned
@@ -406,7 +424,13 @@ conn_dispatch(struct iscsit_conn *conn, const struct iscsit_pdu *pdu)
             if (iscsit_sn_lt(sess->exp_cmdsn, cmdsn) && iscsit_sn_le(cmdsn, sess->max_cmdsn) &&
                 !g_hash_table_contains(conn->held, GUINT_TO_POINTER(cmdsn)) &&
                 !g_hash_table_contains(conn->skipped, GUINT_TO_POINTER(cmdsn))) {
-                conn_hold(conn, cmdsn, pdu);
+                if (conn_hold(conn, cmdsn, pdu))
+                    return;
+                LOG_RATELIMITED(G_LOG_LEVEL_MESSAGE, 10, 5,
+                                "iSCSI: %s: dropped %s with CmdSN %u: over %u bytes held "
+                                "behind a CmdSN gap at %u",
+                                conn->peer, iscsit_op_name(op), cmdsn, ISCSIT_MAX_HELD_BYTES,
+                                sess->exp_cmdsn);
                 return;
             }
             LOG_RATELIMITED(G_LOG_LEVEL_MESSAGE, 10, 5,

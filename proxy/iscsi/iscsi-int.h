@@ -32,6 +32,7 @@
 
 #define ISCSIT_CMDSN_WINDOW 128u         /* MaxCmdSN = ExpCmdSN + window - 1 - waiting tasks */
 #define ISCSIT_MAX_TASKS (2u * ISCSIT_CMDSN_WINDOW) /* waiting writes; then TASK SET FULL */
+#define ISCSIT_MAX_HELD_BYTES (4u << 20) /* data of commands held behind a CmdSN gap */
 #define ISCSIT_MAX_TASK_DATA (64u << 20) /* largest write we buffer for one command */
 #define ISCSIT_TX_FLUSH_BYTES (4u << 20) /* send queued replies beyond this much */
 #define ISCSIT_MAX_SOLICITED (64u << 20) /* R2T'd bytes not yet received, per connection */

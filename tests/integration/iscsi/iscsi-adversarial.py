@@ -226,5 +226,24 @@ check("a command reusing the ITT of a waiting write: Reject 'task in progress' (
 check("... the connection still serves", c.tur() in (0, 2))
 c.close()
 keeper_alive("bad Data-Out offsets and duplicate ITTs")
+# 8. Commands behind a CmdSN gap are held (copied) only up to 4 MiB of data.
+c = session(0x400001370008, extra=[("FirstBurstLength", "262144"),
+                                   ("MaxBurstLength", "262144")])
+e = c.cmdsn
+K = 24  # 24 x 256 KiB = 6 MiB behind the gap
+for i in range(K):
+    itt = c.next_itt()
+    b = ir.bhs(ir.OP_SCSI_CMD, 0xA1, itt=itt, f20=262144, f24=e + 1 + i, f28=c.statsn + 1,
+               f32=write10(16384 + 512 * i, 0) + b"\0" * 6)
+    b[32 + 7:32 + 9] = (512).to_bytes(2, "big")  # 512 blocks = 256 KiB
+    c.send(b, bytes([i + 1]) * 262144)
+send_cmd(c, [0] * 6, 0, False, e)  # close the gap
+pdus = drain(c, quiet=2.0)
+rsps = [p for p in pdus if p.opcode == ir.OP_SCSI_RSP]
+good = [p for p in rsps if p.bhs[3] == 0]
+check("held commands are capped at 4 MiB of data: %d of %d ran, the rest were dropped"
+      % (len(good) - 1, K), 1 + 14 <= len(good) <= 1 + 16 and len(rsps) == len(good))
+c.close()
+keeper_alive("6 MiB of commands behind a CmdSN gap")
 print("1..%d" % len(results))
 sys.exit(0 if all(results) else 1)
