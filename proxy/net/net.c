@@ -22,6 +22,12 @@
 #include "log.h"
 #include "net.h"
 
+/* A boot storm connects hundreds of machines at once, faster than the one
+ * accept thread may get the CPU: ask for the largest backlog; the kernel
+ * caps it at net.core.somaxconn (4096 by default), so an admin can tune it
+ * there. A fixed 128 made later SYNs wait for a retransmit (1 s, then 3 s). */
+#define NET_LISTEN_BACKLOG 65535
+
 struct net_listener {
     struct net_server *srv;
     int fd;
@@ -110,7 +116,7 @@ net_bind_one(const struct addrinfo *ai, GError **error)
      * configured without a clash. */
     if (ai->ai_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, NET_LISTEN_BACKLOG) < 0) {
         int err = errno;
         g_autofree char *addr = net_format_sockaddr(ai->ai_addr, ai->ai_addrlen);
         g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "cannot listen on %s: %s", addr,
