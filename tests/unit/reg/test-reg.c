@@ -701,6 +701,83 @@ test_commit_reopen_fails(struct fixture *f, gconstpointer data)
     g_free(k.reason);
 }
 
+/* Online commits while several connections of one client write and read
+ * back without pause: freeze/swap/thaw must lose no acknowledged write and
+ * show no torn state (a commit is invisible to the client). */
+struct io_worker {
+    struct view *view;
+    int id;
+    gint *stop;
+    int rounds;
+    int errors;
+};
+
+static gpointer
+io_worker_thread(gpointer data)
+{
+    struct io_worker *w = data;
+    uint8_t out[4096], in[4096];
+
+    while (!g_atomic_int_get(w->stop)) {
+        uint64_t off = (uint64_t)(w->id * 32 + w->rounds % 32) * 4096;
+        memset(out, 0, sizeof(out));
+        g_snprintf((char *)out, sizeof(out), "worker %d round %d", w->id, w->rounds);
+        if (view_pwrite(w->view, out, sizeof(out), off, 0) != 0 ||
+            view_pread(w->view, in, sizeof(in), off) != 0 || memcmp(in, out, sizeof(in)) != 0)
+            w->errors++;
+        if (w->rounds % 7 == 0 && view_flush(w->view) != 0)
+            w->errors++;
+        w->rounds++;
+    }
+    return NULL;
+}
+
+static void
+test_commit_under_io(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    struct reg_attach_params p = params(REG_PROTO_ISCSI, NULL, NULL);
+    struct reg_attach *a[3];
+    struct io_worker w[3];
+    GThread *t[3];
+    gint stop = 0;
+    uint32_t gen = 0;
+
+    for (int i = 0; i < 3; i++) {
+        a[i] = reg_attach_client(f->reg, "pc01", &p, &err);
+        g_assert_no_error(err);
+        w[i] = (struct io_worker){reg_attach_get_view(a[i]), i, &stop, 0, 0};
+        t[i] = g_thread_new("io", io_worker_thread, &w[i]);
+    }
+    for (int c = 0; c < 4; c++) {
+        g_usleep(20 * 1000);
+        g_assert_true(reg_commit_client(f->reg, "pc01", &gen, &err));
+        g_assert_no_error(err);
+    }
+    g_atomic_int_set(&stop, 1);
+    for (int i = 0; i < 3; i++) {
+        g_thread_join(t[i]);
+        g_assert_cmpint(w[i].errors, ==, 0);
+        g_assert_cmpint(w[i].rounds, >, 0);
+    }
+    g_assert_cmpuint(gen, ==, 5);
+    /* every worker's last round is on the disk after a reconnect */
+    for (int i = 0; i < 3; i++)
+        reg_detach(a[i]);
+    a[0] = reg_attach_client(f->reg, "pc01", &p, &err);
+    g_assert_no_error(err);
+    for (int i = 0; i < 3; i++) {
+        char want[64], got[4096];
+        int r = w[i].rounds - 1;
+        g_snprintf(want, sizeof(want), "worker %d round %d", i, r);
+        g_assert_cmpint(view_pread(reg_attach_get_view(a[0]), got, sizeof(got),
+                                   (uint64_t)(i * 32 + r % 32) * 4096),
+                        ==, 0);
+        g_assert_cmpstr(got, ==, want);
+    }
+    reg_detach(a[0]);
+}
+
 static void
 test_offline_ops(struct fixture *f, gconstpointer data)
 {
@@ -765,6 +842,7 @@ main(int argc, char **argv)
     ADD("/reg/online-reset", test_online_reset);
     ADD("/reg/online-commit", test_online_commit);
     ADD("/reg/commit-reopen-fails", test_commit_reopen_fails);
+    ADD("/reg/commit-under-io", test_commit_under_io);
     ADD("/reg/offline-reset-commit", test_offline_ops);
     ADD("/reg/rescan", test_rescan);
     return g_test_run();
