@@ -4,13 +4,13 @@
 # Boots real Linux guests under QEMU (TCG) with their root file system on
 # ovgated, and reads clients' disks back through the daemon.
 #
-#   e2e_setup [bootdisk]      ($E2E_DAEMON_ARGS: extra ovgated options) skip (77) unless QEMU and the e2fsprogs tools are
+#   e2e_setup [bootdisk]      skip (77) unless QEMU and the e2fsprogs tools are
 #                             there, build/reuse the cached kernel, initramfs and
 #                             golden image (e2e-assets.sh), create image $E2E_IMAGE
 #                             ("lab") from the golden image (or from the bootable
 #                             disk for sanboot: root file system in partition 2)
-#                             and start the daemon
-#   e2e_client NAME           add client NAME of "lab" with IQN $(e2e_iqn NAME)
+#                             and start the daemon (extra options: $E2E_DAEMON_ARGS)
+#   e2e_client NAME           add client NAME of $E2E_IMAGE with IQN $(e2e_iqn NAME)
 #   e2e_iqn NAME              prints the client's initiator name
 #   e2e_boot_start NAME HOW CMDLINE...   start a guest in the background;
 #                             HOW is iscsi (direct kernel boot, iscsistart),

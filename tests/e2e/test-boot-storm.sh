@@ -10,9 +10,9 @@
 . "$(dirname "$0")/e2e-lib.sh"
 
 n=${E2E_STORM_CLIENTS:-6}
-plan $((n * 3 + 1))
 E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT_STORM:-400}
 e2e_setup
+plan $((n * 3 + 1))
 sums_before=$(e2e_gen_sums)
 i=1
 while [ $i -le "$n" ]; do

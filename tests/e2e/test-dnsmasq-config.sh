@@ -9,7 +9,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/e2e/e2e-debs.sh
 . "$here/e2e-debs.sh"
 
-plan 2
 ovt_require apt-get apt-cache dpkg-deb flock
 cache="${E2E_CACHE:-${MESON_BUILD_ROOT:?}/e2e-cache}/dnsmasq"
 mkdir -p "$cache"
@@ -38,6 +37,7 @@ if [ ! -x "$cache/root/usr/sbin/dnsmasq" ]; then
     mv "$cache/root.new" "$cache/root"
 fi
 exec 9>&-
+plan 2
 
 dnsmasq_run() {
     LD_LIBRARY_PATH="$cache/root/lib/x86_64-linux-gnu:$cache/root/usr/lib/x86_64-linux-gnu" \

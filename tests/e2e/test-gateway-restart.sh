@@ -11,8 +11,8 @@
 # shellcheck source=tests/e2e/e2e-lib.sh
 . "$(dirname "$0")/e2e-lib.sh"
 
-plan 10
 e2e_setup
+plan 10
 e2e_client r
 sums_before=$(e2e_gen_sums)
 

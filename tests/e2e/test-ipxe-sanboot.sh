@@ -13,8 +13,8 @@ E2E_IMAGE=labdisk
 # shellcheck source=tests/e2e/e2e-lib.sh
 . "$(dirname "$0")/e2e-lib.sh"
 
-plan 6
 e2e_setup bootdisk
+plan 6
 e2e_client s
 sums_before=$(e2e_gen_sums)
 

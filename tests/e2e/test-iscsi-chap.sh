@@ -9,7 +9,6 @@
 # shellcheck source=tests/e2e/e2e-lib.sh
 . "$(dirname "$0")/e2e-lib.sh"
 
-plan 8
 ovt_init
 cat >"$OVT_DIR/ovgated.conf" <<CONF
 [client c]
@@ -18,6 +17,7 @@ chap-secret=e2e-chap-secret-1
 CONF
 E2E_DAEMON_ARGS="--config $OVT_DIR/ovgated.conf"
 e2e_setup
+plan 8
 e2e_client c
 
 fatal_line() {

@@ -8,9 +8,9 @@
 # shellcheck source=tests/e2e/e2e-lib.sh
 . "$(dirname "$0")/e2e-lib.sh"
 
-plan 6
 ovt_require nbdcopy
 e2e_setup
+plan 6
 e2e_client n
 sums_before=$(e2e_gen_sums)
 

@@ -12,8 +12,8 @@
 # shellcheck source=tests/e2e/e2e-lib.sh
 . "$(dirname "$0")/e2e-lib.sh"
 
-plan 14
 e2e_setup
+plan 14
 e2e_client a
 e2e_client b
 gen1_before=$(cd "$OVT_STORE" && sha256sum images/lab/gen/1.raw)

@@ -7,8 +7,8 @@
 # shellcheck source=tests/e2e/e2e-lib.sh
 . "$(dirname "$0")/e2e-lib.sh"
 
-plan 9
 e2e_setup
+plan 9
 e2e_client a
 e2e_client b
 sums_before=$(e2e_gen_sums)
