@@ -10,8 +10,10 @@
 #                             ("lab") from the golden image (or from the bootable
 #                             disk for sanboot: root file system in partition 2)
 #                             and start the daemon (extra options: $E2E_DAEMON_ARGS)
-#   e2e_client NAME           add client NAME of $E2E_IMAGE with IQN $(e2e_iqn NAME)
+#   e2e_client NAME [IQN]     add client NAME of $E2E_IMAGE with IQN (default
+#                             $(e2e_iqn NAME))
 #   e2e_iqn NAME              prints the client's initiator name
+#   e2e_mac NAME              prints the MAC of NAME's virtual NIC
 #   e2e_boot_start NAME HOW CMDLINE...   start a guest in the background;
 #                             HOW is iscsi (direct kernel boot, iscsistart),
 #                             nbd (direct kernel boot, nbd-client), ipxe (the
@@ -19,7 +21,9 @@
 #                             sanboot (iPXE ROM, contrib/ipxe/ovgate-sanboot.ipxe:
 #                             the disk's own boot loader and command line);
 #                             CMDLINE: extra kernel arguments (not for sanboot);
-#                             E2E_IPXE_SETTINGS: more lines for boot.ipxe
+#                             E2E_IPXE_SETTINGS: more lines for boot.ipxe;
+#                             E2E_IPXE_MAC_IQN=1: leave initiator-iqn to
+#                             ovgate.ipxe's default (derived from the MAC)
 #   e2e_boot_wait NAME        wait (bounded) for that guest to power off; prints
 #                             the boot time; fails if it did not finish (quietly
 #                             with E2E_EXPECT_FAIL=1, for boots meant to fail)
@@ -27,8 +31,8 @@
 #   e2e_booted NAME           true when NAME's last boot ran to the end
 #   e2e_guest NAME WHAT       prints the guest's "OVGATE-GUEST: WHAT ..." lines
 #                             (WHAT without the prefix), e.g. e2e_guest a token
-#   e2e_read_disk NAME        copy NAME's disk through the daemon (iSCSI, with
-#                             NAME's initiator name, CHAP USER:SECRET from
+#   e2e_read_disk NAME [IQN]  copy NAME's disk through the daemon (iSCSI, with
+#                             NAME's initiator name or IQN, CHAP USER:SECRET from
 #                             $E2E_CHAP when set) to $E2E_DISK (its root file
 #                             system only, for a bootable disk), check that file
 #                             system (e2fsck -fn)
@@ -99,7 +103,12 @@ e2e_setup() {
 }
 
 e2e_client() {
-    ovt_add_client "$1" "$E2E_IMAGE" "$(e2e_iqn "$1")" >/dev/null
+    ovt_add_client "$1" "$E2E_IMAGE" "${2:-$(e2e_iqn "$1")}" >/dev/null
+}
+
+# A MAC per client name, so iBFT/iPXE see different machines.
+e2e_mac() {
+    printf '%s' "$1" | sha256sum | sed 's/^\(..\)\(..\)\(..\).*/52:54:00:\1:\2:\3/'
 }
 
 # e2e_qemu LOG QEMU-ARGS... — run QEMU bounded by timeout(1). Called in the
@@ -127,9 +136,7 @@ e2e_boot_start() {
         eval "E2E_PID_$e2e_name="
         return 0
     fi
-    # A MAC per client name, so iBFT/iPXE see different machines.
-    e2e_mac=$(printf '%s' "$e2e_name" | sha256sum |
-        sed 's/^\(..\)\(..\)\(..\).*/52:54:00:\1:\2:\3/')
+    e2e_mac=$(e2e_mac "$e2e_name")
     case "$e2e_how" in
     iscsi)
         e2e_qemu "$e2e_log" -netdev user,id=n0 \
@@ -157,7 +164,7 @@ e2e_boot_start() {
 #!ipxe
 set ovgate-port $OVT_ISCSI_PORT
 set ovgate-image $E2E_IMAGE
-set initiator-iqn $(e2e_iqn "$e2e_name")
+$([ "${E2E_IPXE_MAC_IQN:-0}" = 1 ] || echo "set initiator-iqn $(e2e_iqn "$e2e_name")")
 set ovgate-cmdline $e2e_args
 ${E2E_IPXE_SETTINGS:-}
 chain $e2e_script
@@ -229,7 +236,7 @@ e2e_guest() {
 e2e_read_disk() {
     E2E_DISK="$OVT_DIR/disk-$1.raw"
     rm -f "$E2E_DISK"
-    e2e_opts="driver=raw,file.driver=iscsi,file.transport=tcp,file.portal=127.0.0.1:$OVT_ISCSI_PORT,file.target=$E2E_TARGET,file.lun=0,file.initiator-name=$(e2e_iqn "$1")"
+    e2e_opts="driver=raw,file.driver=iscsi,file.transport=tcp,file.portal=127.0.0.1:$OVT_ISCSI_PORT,file.target=$E2E_TARGET,file.lun=0,file.initiator-name=${2:-$(e2e_iqn "$1")}"
     e2e_secret=()
     if [ -n "${E2E_CHAP:-}" ]; then
         e2e_secret=(--object "secret,id=e2echap,data=${E2E_CHAP#*:}")
