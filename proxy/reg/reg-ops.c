@@ -178,7 +178,9 @@ reg_enroll_name(struct reg *reg, const char *iqn)
         bool ok = g_ascii_isalnum(c) || ((c == '.' || c == '_' || c == '-') && s->len > 0);
         g_string_append_c(s, ok ? c : '_');
     }
-    if (!g_ascii_isalnum(s->str[0]))
+    if (s->len == 0)
+        g_string_append_c(s, 'c');
+    else if (!g_ascii_isalnum(s->str[0]))
         s->str[0] = 'c';
     other = ov_store_client_get(reg->store, s->str, NULL);
     if (*p != '\0' || other != NULL) {
@@ -227,6 +229,14 @@ reg_resolve_initiator(struct reg *reg, const char *image, const char *initiator_
     struct ov_image_info *info;
     char *name = NULL;
 
+    /* Front ends validate names, but this is the registry's own door: an
+     * empty name would build an empty (unterminated) client name below. */
+    if (initiator_name == NULL || initiator_name[0] == '\0' ||
+        !g_utf8_validate(initiator_name, -1, NULL)) {
+        g_set_error(error, REG_ERROR, REG_ERROR_UNKNOWN_INITIATOR,
+                    "an initiator name must be non-empty UTF-8");
+        return NULL;
+    }
     client = ov_store_client_find_by_iqn(reg->store, initiator_name, &local);
     if (client != NULL) {
         if (!g_str_equal(client->image, image)) {

@@ -132,6 +132,12 @@ test_auto_enroll(struct fixture *f, gconstpointer data)
     g_assert_no_error(err);
     g_assert_true(ov_store_name_valid(long_name));
 
+    /* an empty initiator name is refused, never enrolled (the name built
+     * from it would be empty) */
+    g_assert_null(reg_resolve_initiator(f->reg, "lab", "", &err));
+    g_assert_error(err, REG_ERROR, REG_ERROR_UNKNOWN_INITIATOR);
+    g_clear_error(&err);
+
     /* the config file overrides the store's flag */
     fd = g_file_open_tmp("test-reg-XXXXXX.conf", &path, NULL);
     close(fd);
