@@ -167,27 +167,35 @@ iscsit_conn_fill(struct iscsit_conn *conn, int timeout_ms, bool *timed_out)
 enum iscsit_rx_result
 iscsit_conn_recv(struct iscsit_conn *conn, struct iscsit_pdu *pdu, int timeout_ms, bool *timed_out)
 {
-    gint64 deadline = timeout_ms > 0 ? g_get_monotonic_time() + (gint64)timeout_ms * 1000 : 0;
-
     *timed_out = false;
     for (;;) {
         enum iscsit_rx_result r = iscsit_rx_next(&conn->rx, pdu);
-        int left_ms = timeout_ms;
 
         if (r != ISCSIT_RX_MORE)
             return r;
-        /* A PDU that trickles in byte by byte must not extend the timeout:
-         * what is left of it bounds each read. */
-        if (deadline) {
-            gint64 left_us = deadline - g_get_monotonic_time();
+        if (iscsit_conn_fill(conn, timeout_ms, timed_out) <= 0)
+            return ISCSIT_RX_MORE;
+    }
+}
 
-            if (left_us <= 0) {
-                *timed_out = true;
-                return ISCSIT_RX_MORE;
-            }
-            left_ms = (int)MAX(1, left_us / 1000);
+enum iscsit_rx_result
+iscsit_conn_recv_until(struct iscsit_conn *conn, struct iscsit_pdu *pdu, gint64 deadline_us,
+                       bool *timed_out)
+{
+    *timed_out = false;
+    for (;;) {
+        enum iscsit_rx_result r = iscsit_rx_next(&conn->rx, pdu);
+        gint64 left_us = deadline_us - g_get_monotonic_time();
+
+        if (r != ISCSIT_RX_MORE)
+            return r;
+        /* A PDU that trickles in byte by byte must not extend the time:
+         * what is left of it bounds each read. */
+        if (left_us <= 0) {
+            *timed_out = true;
+            return ISCSIT_RX_MORE;
         }
-        if (iscsit_conn_fill(conn, left_ms, timed_out) <= 0)
+        if (iscsit_conn_fill(conn, (int)MAX(1, left_us / 1000), timed_out) <= 0)
             return ISCSIT_RX_MORE;
     }
 }
@@ -622,7 +630,10 @@ iscsit_conn_run(struct iscsit_target *tgt, int fd, const char *peer)
     g_mutex_unlock(&tgt->lock);
 
     if (registered) {
-        r = iscsit_conn_recv(conn, &pdu, ISCSIT_LOGIN_TIMEOUT_S * 1000, &timed_out);
+        r = iscsit_conn_recv_until(conn, &pdu,
+                                   conn->started_us +
+                                       (gint64)ISCSIT_LOGIN_TIMEOUT_S * G_USEC_PER_SEC,
+                                   &timed_out);
         if ((r == ISCSIT_RX_PDU || r == ISCSIT_RX_ERR_DATA_LEN) &&
             iscsit_bhs_opcode(&pdu.bhs) == ISCSIT_OP_LOGIN_REQ) {
             if (iscsit_login_run(conn, &pdu, r == ISCSIT_RX_ERR_DATA_LEN)) {

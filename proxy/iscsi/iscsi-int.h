@@ -206,10 +206,15 @@ bool iscsit_tx_flush(struct iscsit_conn *conn);
  * (with timeout_ms, -1 = none) only when nothing is buffered. Returns bytes
  * read, 0 on EOF/timeout (conn->failed tells), -1 on error. */
 ssize_t iscsit_conn_fill(struct iscsit_conn *conn, int timeout_ms, bool *timed_out);
-/* Next complete PDU or a receive error (blocking); timeout_ms bounds the
- * whole call (-1 = none), however the PDU trickles in. */
+/* Next complete PDU or a receive error (blocking); timeout_ms bounds each
+ * read (-1 = none): the receive timeout stays the same from call to call,
+ * so it costs no system call on the hot path. */
 enum iscsit_rx_result iscsit_conn_recv(struct iscsit_conn *conn, struct iscsit_pdu *pdu,
                                        int timeout_ms, bool *timed_out);
+/* The same, but the whole call ends at deadline_us (monotonic) however the
+ * PDU trickles in: for the login, which must not hold a thread for ever. */
+enum iscsit_rx_result iscsit_conn_recv_until(struct iscsit_conn *conn, struct iscsit_pdu *pdu,
+                                             gint64 deadline_us, bool *timed_out);
 /* Queue a Reject (RFC 7143 §11.17) carrying the rejected header. */
 void iscsit_tx_reject(struct iscsit_conn *conn, const struct iscsit_bhs *bad, uint8_t reason);
 /* Fill StatSN/ExpCmdSN/MaxCmdSN of a response; advance StatSN if asked. */

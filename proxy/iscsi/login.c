@@ -690,16 +690,9 @@ iscsit_login_run(struct iscsit_conn *conn, const struct iscsit_pdu *first, bool 
     while (more) {
         bool timed_out;
         enum iscsit_rx_result r;
-        gint64 left_ms = (deadline - g_get_monotonic_time()) / 1000;
-
         /* The whole login has ISCSIT_LOGIN_TIMEOUT_S, however slowly its
          * PDUs trickle in: a stalled login must not hold a thread. */
-        if (left_ms <= 0) {
-            g_message("iSCSI: %s: login not complete after %d s, dropping the connection",
-                      conn->peer, ISCSIT_LOGIN_TIMEOUT_S);
-            break;
-        }
-        r = iscsit_conn_recv(conn, &pdu, (int)left_ms, &timed_out);
+        r = iscsit_conn_recv_until(conn, &pdu, deadline, &timed_out);
         if (timed_out)
             g_message("iSCSI: %s: login not complete after %d s, dropping the connection",
                       conn->peer, ISCSIT_LOGIN_TIMEOUT_S);
