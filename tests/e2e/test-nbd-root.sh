@@ -10,7 +10,7 @@
 
 ovt_require nbdcopy
 e2e_setup
-plan 6
+plan 7
 e2e_client n
 sums_before=$(e2e_gen_sums)
 
@@ -23,7 +23,11 @@ read_nbd() {
         e2fsck -fn "$E2E_DISK" >/dev/null 2>&1
 }
 
-ovt_check "guest n boots from NBD and powers off" e2e_boot n nbd ovgate.test.token=tok-n-1
+# A static address (the kernel's ip= syntax) here; the iSCSI tests use DHCP.
+ovt_check "guest n boots from NBD and powers off" e2e_boot n nbd ovgate.test.token=tok-n-1 \
+    ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off
+ovt_check "ovgate-init configured the static address" \
+    grep -q '^ovgate-init: network: eth0 10.0.2.15/24' "$OVT_DIR/n.log"
 ovt_check "guest sees the golden marker" \
     test "$(e2e_guest n marker)" = "ovgate golden image generation 1"
 ovt_check "guest root is /dev/nbd0, read-write" \
