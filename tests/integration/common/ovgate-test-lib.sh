@@ -88,7 +88,8 @@ not_ok() {
 ovt_check() {
     ovt_check_desc=$1
     shift
-    if "$@"; then
+    # The command's own stdout goes to stderr: stdout is the TAP stream.
+    if "$@" >&2; then
         ok "$ovt_check_desc"
     else
         not_ok "$ovt_check_desc"
