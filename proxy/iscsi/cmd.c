@@ -38,7 +38,10 @@ iscsit_task_free(struct iscsit_task *task)
 {
     if (!task)
         return;
-    /* R2Ts still outstanding no longer count against the connection. */
+    /* R2Ts still outstanding and data held no longer count against the
+     * connection. */
+    if (task->conn)
+        task->conn->buffered -= task->received;
     for (guint i = 0; task->r2ts && i < task->r2ts->len; i++) {
         struct iscsit_r2t *r = &g_array_index(task->r2ts, struct iscsit_r2t, i);
 
@@ -214,6 +217,38 @@ cmd_buf_put(struct iscsit_task *task, uint32_t off, const uint8_t *data, uint32_
     memcpy(task->buf + off, data, n);
 }
 
+/* The oldest task that still needs R2Ts, or NULL. */
+static struct iscsit_task *
+cmd_oldest_needing(struct iscsit_conn *conn)
+{
+    struct iscsit_task *oldest = NULL;
+    GHashTableIter it;
+    gpointer value;
+
+    g_hash_table_iter_init(&it, conn->tasks);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        struct iscsit_task *t = value;
+
+        if (t->next_r2t_off < t->want && (!oldest || t->seq < oldest->seq))
+            oldest = t;
+    }
+    return oldest;
+}
+
+/* May this task get another R2T? The connection's budget covers bytes
+ * asked for and bytes already held by unfinished writes, so an initiator
+ * that leaves every write one burst short cannot make us hold 256 x 32 MiB.
+ * When the budget is spent and no R2T is outstanding, nothing could move:
+ * then the oldest waiting write goes on alone until it completes and frees
+ * its share (memory stays under the budget plus one write). */
+static bool
+cmd_may_solicit(struct iscsit_conn *conn, struct iscsit_task *task)
+{
+    if ((uint64_t)conn->solicited + conn->buffered < ISCSIT_MAX_SOLICITED)
+        return true;
+    return conn->solicited == 0 && cmd_oldest_needing(conn) == task;
+}
+
 /* Send R2Ts as the window allows; run the command once all data is in.
  * Returns true when the task finished (and was removed). */
 static bool
@@ -223,7 +258,7 @@ cmd_progress(struct iscsit_conn *conn, struct iscsit_task *task)
 
     /* Solicit what unsolicited data does not cover (RFC 7143 §11.8). */
     while (task->next_r2t_off < task->want && task->r2ts->len < p->max_outstanding_r2t &&
-           conn->solicited < ISCSIT_MAX_SOLICITED) {
+           cmd_may_solicit(conn, task)) {
         struct iscsit_r2t r = {0};
 
         r.ttt = conn->next_ttt++;
@@ -324,6 +359,7 @@ iscsit_rx_scsi_cmd(struct iscsit_conn *conn, const struct iscsit_pdu *pdu)
         return;
     }
     task->conn = conn;
+    task->seq = conn->task_seq++;
     task->r2ts = g_array_new(FALSE, FALSE, sizeof(struct iscsit_r2t));
     if (!p->initial_r2t && !(flags & ISCSIT_FLAG_FINAL))
         task->unsol_len = MIN(p->first_burst_length, task->edtl);
@@ -333,6 +369,7 @@ iscsit_rx_scsi_cmd(struct iscsit_conn *conn, const struct iscsit_pdu *pdu)
         task->unsol_len = pdu->data_len;
     cmd_buf_put(task, 0, pdu->data, pdu->data_len);
     task->received = pdu->data_len;
+    conn->buffered += task->received;
     task->unsol_done = task->received >= task->unsol_len;
     task->next_r2t_off = MIN(task->unsol_len, task->want);
     g_hash_table_insert(conn->tasks, GUINT_TO_POINTER(task->itt), task);
@@ -401,9 +438,22 @@ iscsit_rx_data_out(struct iscsit_conn *conn, const struct iscsit_pdu *pdu)
             g_array_remove_index(task->r2ts, i - 1);
     }
     cmd_buf_put(task, off, pdu->data, len);
-    task->received = MAX(task->received, off + len);
-    if (!cmd_progress(conn, task) && final && ttt != ISCSIT_RSVD_TAG)
-        iscsit_cmd_solicit(conn); /* a burst ended: room for other tasks' R2Ts */
+    if (off + len > task->received) {
+        conn->buffered += off + len - task->received;
+        task->received = off + len;
+    }
+    /* A burst ended or a write completed: room for other tasks' R2Ts. */
+    if (cmd_progress(conn, task) || (final && ttt != ISCSIT_RSVD_TAG))
+        iscsit_cmd_solicit(conn);
+}
+
+static gint
+cmd_seq_cmp(gconstpointer a, gconstpointer b)
+{
+    const struct iscsit_task *ta = *(struct iscsit_task *const *)a;
+    const struct iscsit_task *tb = *(struct iscsit_task *const *)b;
+
+    return ta->seq < tb->seq ? -1 : ta->seq > tb->seq;
 }
 
 void
@@ -412,6 +462,7 @@ iscsit_cmd_solicit(struct iscsit_conn *conn)
     g_autoptr(GPtrArray) waiting = g_ptr_array_new();
     GHashTableIter it;
     gpointer value;
+    guint i;
 
     /* Tasks that still need R2Ts; none of them can complete here (each
      * still lacks data), so the table does not change under us. */
@@ -422,6 +473,8 @@ iscsit_cmd_solicit(struct iscsit_conn *conn)
         if (task->next_r2t_off < task->want)
             g_ptr_array_add(waiting, task);
     }
-    for (guint i = 0; i < waiting->len && conn->solicited < ISCSIT_MAX_SOLICITED; i++)
+    /* Oldest first: older writes finish first and free their share. */
+    g_ptr_array_sort(waiting, cmd_seq_cmp);
+    for (i = 0; i < waiting->len; i++)
         cmd_progress(conn, waiting->pdata[i]);
 }

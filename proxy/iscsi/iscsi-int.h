@@ -35,7 +35,7 @@
 #define ISCSIT_MAX_HELD_BYTES (4u << 20) /* data of commands held behind a CmdSN gap */
 #define ISCSIT_MAX_TASK_DATA (64u << 20) /* largest write we buffer for one command */
 #define ISCSIT_TX_FLUSH_BYTES (4u << 20) /* send queued replies beyond this much */
-#define ISCSIT_MAX_SOLICITED (64u << 20) /* R2T'd bytes not yet received, per connection */
+#define ISCSIT_MAX_SOLICITED (64u << 20) /* R2T'd or held write bytes, per connection */
 #define ISCSIT_LOGIN_TIMEOUT_S 30
 #define ISCSIT_REINSTATE_WAIT_MS 10000
 
@@ -126,7 +126,8 @@ struct iscsit_r2t {
 };
 
 struct iscsit_task {
-    struct iscsit_conn *conn;
+    struct iscsit_conn *conn; /* set while the task waits in conn->tasks */
+    uint64_t seq;             /* arrival order: older writes get R2Ts first */
     uint32_t itt;
     uint32_t cmdsn;
     uint64_t lun_raw;
@@ -170,6 +171,8 @@ struct iscsit_conn {
     GHashTable *skipped;
     uint32_t next_ttt;
     uint32_t solicited; /* bytes asked for by outstanding R2Ts, not yet received */
+    uint64_t buffered;  /* Data-Out bytes held by waiting tasks */
+    uint64_t task_seq;
     /* NOP-In pings (cfg nop_interval_s / nop_timeout_s) */
     int nop_interval_s;
     int nop_timeout_s;

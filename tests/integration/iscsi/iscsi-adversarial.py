@@ -245,5 +245,70 @@ check("held commands are capped at 4 MiB of data: %d of %d ran, the rest were dr
       % (len(good) - 1, K), 1 + 14 <= len(good) <= 1 + 16 and len(rsps) == len(good))
 c.close()
 keeper_alive("6 MiB of commands behind a CmdSN gap")
+# 9. Writes each left one burst short: the data they hold counts against the
+# connection's 64 MiB budget, so asking stops near it instead of at 6 x 32 MiB.
+c = session(0x400001370009, extra=[("MaxBurstLength", "16776192"), ("MaxOutstandingR2T", "1"),
+                                   ("ImmediateData", "No")])
+SZ, NW, CH = 65535 * 512, 6, 262144  # the largest WRITE(10)
+wr = {}
+for i in range(NW):
+    cdb = bytes([0x2A, 0]) + (65536 * i).to_bytes(4, "big") + bytes([0]) + \
+        (SZ // 512).to_bytes(2, "big") + bytes([0])
+    wr[send_cmd(c, cdb, SZ, True, c.cmdsn)] = bytes([0x30 + i]) * CH
+    c.cmdsn += 1
+
+
+def answer_r2t(r):
+    itt, ttt, off, ln = r.u32(16), r.u32(20), r.u32(40), r.u32(44)
+    for n, pos in enumerate(range(off, off + ln, CH)):
+        k = min(CH, off + ln - pos)
+        d = ir.bhs(ir.OP_DATA_OUT, 0x80 if pos + k == off + ln else 0, itt=itt, f20=ttt)
+        d[36:40] = n.to_bytes(4, "big")
+        d[40:44] = pos.to_bytes(4, "big")
+        c.send(d, wr[itt][:k])
+
+
+asked = sent = 0
+withheld, done = [], {}
+t9 = time.monotonic()
+c.sock.settimeout(1.5)
+while True:
+    try:
+        p = c.recv()  # answer each R2T at once, until the target stops asking
+    except socket.timeout:
+        break
+    if p.opcode == ir.OP_R2T:
+        asked += p.u32(44)
+        if p.u32(40) + p.u32(44) == SZ:
+            withheld.append(p)  # the last burst of each write: keep it back
+        else:
+            answer_r2t(p)
+            sent += p.u32(44)
+    elif p.opcode == ir.OP_SCSI_RSP:
+        done[p.u32(16)] = p.bhs[3]
+check("writes left one burst short: asked for %d MiB, at most budget + one write (96)"
+      % (asked >> 20), asked <= 96 << 20)
+check("... and sent %d MiB that the target holds, within budget + one write (96)"
+      % (sent >> 20), 0 < sent <= 96 << 20)
+print("# phase 1 took %.1f s" % (time.monotonic() - t9), flush=True)
+# now give every withheld burst: everything completes, no write starves
+c.sock.settimeout(20)
+while len(done) < NW:
+    while withheld:
+        answer_r2t(withheld.pop(0))
+    p = c.recv()
+    if p.opcode == ir.OP_R2T:
+        if p.u32(40) + p.u32(44) == SZ:
+            withheld.append(p)
+        else:
+            answer_r2t(p)
+    elif p.opcode == ir.OP_SCSI_RSP:
+        done[p.u32(16)] = p.bhs[3]
+print("# phase 2 took %.1f s" % (time.monotonic() - t9), flush=True)
+check("... then all %d writes complete GOOD" % NW, all(v == 0 for v in done.values()))
+st, _, data = c.scsi(read10(65536 * 5 + 65534, 1), read_len=512)
+check("... the last write's last block reads back", st == 0 and data == bytes([0x35]) * 512)
+c.close()
+keeper_alive("writes left one burst short")
 print("1..%d" % len(results))
 sys.exit(0 if all(results) else 1)

@@ -9,7 +9,7 @@ set -u
 ovt_require python3
 here=$(cd "$(dirname "$0")" && pwd)
 INI=iqn.2026-11.test.adversarial:pc
-ovt_make_image adv 16
+ovt_make_image adv 256
 ovt_add_client adv-pc adv "$INI"
 ovt_start_daemon || { echo "Bail out! ovgated did not start"; exit 1; }
 timeout 120 python3 "$here/iscsi-adversarial.py" "$OVT_ISCSI_PORT" "$(ovt_target adv)" "$INI"
