@@ -310,5 +310,25 @@ st, _, data = c.scsi(read10(65536 * 5 + 65534, 1), read_len=512)
 check("... the last write's last block reads back", st == 0 and data == bytes([0x35]) * 512)
 c.close()
 keeper_alive("writes left one burst short")
+# 10. Reinstatement while the old session has a write waiting for its data
+# and commands queued behind a CmdSN gap: the old connection ends, none of
+# its pending work is applied, the new session serves at once.
+old = session(0x40000137000A)
+itt = send_cmd(old, write10(500000, 8), 4096, True, old.cmdsn)
+r2t = old.recv()
+send_cmd(old, write10(500008, 0), 0, False, old.cmdsn + 2)  # held behind a gap
+new = ir.Conn(PORT)
+st, _, _ = new.login(INI, TARGET, isid=0x40000137000A)
+check("reinstatement with a write waiting for Data-Out: the new login succeeds", st == 0)
+check("... the old connection is closed", old.closed())
+try:
+    data_out(old, itt, r2t, b"\xee" * 4096)
+except OSError:
+    pass
+new.tur()  # unit attention of the new nexus
+st, _, data = new.scsi(read10(500000, 8), read_len=4096)
+check("... its waiting write was never applied", st == 0 and data == b"\0" * 4096)
+new.close()
+keeper_alive("reinstatement over pending work")
 print("1..%d" % len(results))
 sys.exit(0 if all(results) else 1)
