@@ -98,5 +98,11 @@ struct reg_disk *reg_disk_new(const char *key, const char *client, const char *i
  * are appended to kicked (if not NULL). */
 int reg_disk_kick_locked(struct reg *reg, struct reg_disk *disk, const char *reason,
                          GArray *kicked);
+/* Map the store error of a lookup by name: OV_ERROR_NOT_FOUND and
+ * OV_ERROR_INVALID (a name that cannot exist) become unknown_code, anything
+ * else REG_ERROR_FAILED, logged at warning (rate-limited). The message is
+ * fmt's text, ": ", src's message. Takes ownership of src. */
+void reg_lookup_error(GError **dest, GError *src, int unknown_code, const char *fmt, ...)
+    G_GNUC_PRINTF(4, 5);
 /* Map a store error to a registry error. Takes ownership of src. */
 void reg_propagate_store_error(GError **dest, GError *src, const char *what);

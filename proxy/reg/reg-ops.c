@@ -108,24 +108,38 @@ reg_target_name(struct reg *reg, const char *image)
 }
 
 char *
-reg_image_from_target(struct reg *reg, const char *target_name)
+reg_image_from_target_full(struct reg *reg, const char *target_name, GError **error)
 {
     struct cfg *cfg = reg_get_cfg(reg);
     size_t plen = strlen(cfg->iqn_prefix);
+    struct ov_image_info *info;
+    GError *local = NULL;
     char *image = NULL;
 
     /* RFC 7143 §4.2.7.1: iSCSI names compare case-insensitively after
      * stringprep folding; the prefix is lower case by construction. */
-    if (g_ascii_strncasecmp(target_name, cfg->iqn_prefix, plen) == 0 && target_name[plen] == ':') {
-        const char *name = target_name + plen + 1;
-        struct ov_image_info *info = ov_store_image_get(reg->store, name, NULL);
-        if (info != NULL) {
-            image = g_strdup(info->name);
-            ov_image_info_free(info);
-        }
+    if (g_ascii_strncasecmp(target_name, cfg->iqn_prefix, plen) != 0 || target_name[plen] != ':') {
+        g_set_error(error, REG_ERROR, REG_ERROR_UNKNOWN_TARGET,
+                    "%s is not a target name of this gateway (%s:IMAGE)", target_name,
+                    cfg->iqn_prefix);
+        cfg_unref(cfg);
+        return NULL;
     }
     cfg_unref(cfg);
+    info = ov_store_image_get(reg->store, target_name + plen + 1, &local);
+    if (info == NULL) {
+        reg_lookup_error(error, local, REG_ERROR_UNKNOWN_TARGET, "target %s", target_name);
+        return NULL;
+    }
+    image = g_strdup(info->name);
+    ov_image_info_free(info);
     return image;
+}
+
+char *
+reg_image_from_target(struct reg *reg, const char *target_name)
+{
+    return reg_image_from_target_full(reg, target_name, NULL);
 }
 
 char **
@@ -166,11 +180,12 @@ reg_auto_enroll_allowed(struct reg *reg, const struct ov_image_info *info)
  * store name cannot hold replaced by '_', cut to fit, and made unique with a
  * hash of the IQN if needed. */
 static char *
-reg_enroll_name(struct reg *reg, const char *iqn)
+reg_enroll_name(struct reg *reg, const char *iqn, GError **error)
 {
     g_autofree char *hash = g_compute_checksum_for_string(G_CHECKSUM_SHA256, iqn, -1);
     GString *s = g_string_new(NULL);
     struct ov_client_info *other;
+    GError *local = NULL;
     const char *p;
 
     for (p = iqn; *p && s->len < OV_CLIENT_NAME_MAX; p++) {
@@ -182,7 +197,14 @@ reg_enroll_name(struct reg *reg, const char *iqn)
         g_string_append_c(s, 'c');
     else if (!g_ascii_isalnum(s->str[0]))
         s->str[0] = 'c';
-    other = ov_store_client_get(reg->store, s->str, NULL);
+    other = ov_store_client_get(reg->store, s->str, &local);
+    if (other == NULL && !g_error_matches(local, OV_ERROR, OV_ERROR_NOT_FOUND)) {
+        /* Cannot tell whether the name is taken: do not guess. */
+        reg_lookup_error(error, local, REG_ERROR_FAILED, "auto-enrolment of %s", iqn);
+        g_string_free(s, TRUE);
+        return NULL;
+    }
+    g_clear_error(&local);
     if (*p != '\0' || other != NULL) {
         g_string_truncate(s, OV_CLIENT_NAME_MAX - 9);
         g_string_append_printf(s, "-%.8s", hash);
@@ -201,14 +223,24 @@ reg_enroll(struct reg *reg, const char *image, const char *iqn, GError **error)
 
     pthread_mutex_lock(&reg->enroll_lock);
     /* Another login of the same initiator may have enrolled it meanwhile. */
-    info = ov_store_client_find_by_iqn(reg->store, iqn, NULL);
+    info = ov_store_client_find_by_iqn(reg->store, iqn, &local);
     if (info != NULL) {
         name = g_strdup(info->name);
         ov_client_info_free(info);
         pthread_mutex_unlock(&reg->enroll_lock);
         return name;
     }
-    name = reg_enroll_name(reg, iqn);
+    if (!g_error_matches(local, OV_ERROR, OV_ERROR_NOT_FOUND)) {
+        pthread_mutex_unlock(&reg->enroll_lock);
+        reg_lookup_error(error, local, REG_ERROR_FAILED, "auto-enrolment of %s", iqn);
+        return NULL;
+    }
+    g_clear_error(&local);
+    name = reg_enroll_name(reg, iqn, error);
+    if (name == NULL) {
+        pthread_mutex_unlock(&reg->enroll_lock);
+        return NULL;
+    }
     if (!ov_store_client_add(reg->store, name, image, iqns, NULL, &local)) {
         pthread_mutex_unlock(&reg->enroll_lock);
         reg_propagate_store_error(error, local, "auto-enrolment");
@@ -247,15 +279,19 @@ reg_resolve_initiator(struct reg *reg, const char *image, const char *initiator_
             name = g_strdup(client->name);
         }
         ov_client_info_free(client);
-        g_clear_error(&local);
         return name;
+    }
+    if (!g_error_matches(local, OV_ERROR, OV_ERROR_NOT_FOUND)) {
+        /* Scale finding S1: a store we cannot read right now must not make
+         * a registered client "unknown", nor start an auto-enrolment. */
+        reg_lookup_error(error, local, REG_ERROR_FAILED, "looking up initiator %s",
+                         initiator_name);
+        return NULL;
     }
     g_clear_error(&local);
     info = ov_store_image_get(reg->store, image, &local);
     if (info == NULL) {
-        g_set_error(error, REG_ERROR, REG_ERROR_UNKNOWN_TARGET, "no image %s: %s", image,
-                    local->message);
-        g_error_free(local);
+        reg_lookup_error(error, local, REG_ERROR_UNKNOWN_TARGET, "image %s", image);
         return NULL;
     }
     if (reg_auto_enroll_allowed(reg, info))
@@ -273,17 +309,27 @@ reg_initiator_may_access(struct reg *reg, const char *image, const char *initiat
 {
     struct ov_client_info *client;
     struct ov_image_info *info;
+    GError *local = NULL;
     bool ok;
 
-    client = ov_store_client_find_by_iqn(reg->store, initiator_name, NULL);
+    client = ov_store_client_find_by_iqn(reg->store, initiator_name, &local);
     if (client != NULL) {
         ok = g_str_equal(client->image, image);
         ov_client_info_free(client);
         return ok;
     }
-    info = ov_store_image_get(reg->store, image, NULL);
-    if (info == NULL)
+    if (!g_error_matches(local, OV_ERROR, OV_ERROR_NOT_FOUND)) {
+        /* Unknown is the safe answer for a filter; the lookup logs why. */
+        reg_lookup_error(NULL, local, REG_ERROR_FAILED, "looking up initiator %s",
+                         initiator_name);
         return false;
+    }
+    g_clear_error(&local);
+    info = ov_store_image_get(reg->store, image, &local);
+    if (info == NULL) {
+        reg_lookup_error(NULL, local, REG_ERROR_UNKNOWN_TARGET, "image %s", image);
+        return false;
+    }
     ok = reg_auto_enroll_allowed(reg, info);
     ov_image_info_free(info);
     return ok;

@@ -8,9 +8,11 @@
  * others wait on reg->changed instead.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
 #include "reg-int.h"
 
 GQuark
@@ -189,6 +191,44 @@ reg_propagate_store_error(GError **dest, GError *src, const char *what)
     g_error_free(src);
 }
 
+void
+reg_lookup_error(GError **dest, GError *src, int unknown_code, const char *fmt, ...)
+{
+    g_autofree char *what = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    what = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    if (g_error_matches(src, OV_ERROR, OV_ERROR_NOT_FOUND) ||
+        g_error_matches(src, OV_ERROR, OV_ERROR_INVALID)) {
+        g_set_error(dest, REG_ERROR, unknown_code, "%s: %s", what, src->message);
+    } else {
+        /* Scale finding S1: a store the daemon cannot read right now
+         * (EMFILE, EIO, ...) says nothing about whether the name exists. */
+        LOG_RATELIMITED(G_LOG_LEVEL_WARNING, 10, 5, "store lookup failed: %s: %s", what,
+                        src->message);
+        g_set_error(dest, REG_ERROR, REG_ERROR_FAILED, "%s: %s", what, src->message);
+    }
+    g_error_free(src);
+}
+
+bool
+reg_error_is_out_of_resources(const GError *error)
+{
+    static const int shortages[] = {EMFILE, ENFILE, ENOMEM, ENOBUFS};
+
+    if (!g_error_matches(error, REG_ERROR, REG_ERROR_FAILED))
+        return false;
+    /* The store's GErrors carry the errno only as g_strerror() text (theirs
+     * and GLib's file errors alike), so that text is what we look for. */
+    for (size_t i = 0; i < G_N_ELEMENTS(shortages); i++) {
+        if (strstr(error->message, g_strerror(shortages[i])) != NULL)
+            return true;
+    }
+    return false;
+}
+
 /* --- open / close a disk --- */
 
 static struct sdev_lu *
@@ -317,7 +357,7 @@ reg_attach_client(struct reg *reg, const char *client, const struct reg_attach_p
     /* Each attach re-reads the store, so ovctl edits apply without a restart. */
     info = ov_store_client_get(reg->store, client, &local);
     if (info == NULL) {
-        reg_propagate_store_error(error, local, "client");
+        reg_lookup_error(error, local, REG_ERROR_UNKNOWN_INITIATOR, "client %s", client);
         return NULL;
     }
     a = reg_attach_disk(reg, client, client, info->image, info->generation, params, error);
@@ -335,9 +375,7 @@ reg_attach_image(struct reg *reg, const char *image, const struct reg_attach_par
     struct reg_attach *a;
 
     if (info == NULL) {
-        g_set_error(error, REG_ERROR, REG_ERROR_UNKNOWN_TARGET, "image %s: %s", image,
-                    local->message);
-        g_error_free(local);
+        reg_lookup_error(error, local, REG_ERROR_UNKNOWN_TARGET, "image %s", image);
         return NULL;
     }
     key = g_strdup_printf("@%s:%u", info->name, info->head);

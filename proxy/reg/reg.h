@@ -34,6 +34,14 @@ enum reg_error_code {
     REG_ERROR_BUSY,              /* the disk has a writer the policy does not replace */
     REG_ERROR_FAILED,            /* store / overlay error (message says which) */
 };
+/* REG_ERROR_FAILED is a server-side failure (out of file descriptors or
+ * memory, EIO, a damaged store file, a lock timeout): the name looked up may
+ * well exist, so front ends must answer it as a transient target error, never
+ * as "no such target / export" or "not a client". Lookups log it at warning
+ * level (rate-limited). */
+/* True for a REG_ERROR_FAILED caused by a shortage of resources (EMFILE,
+ * ENFILE, ENOMEM, ENOBUFS): iSCSI answers it with Out of resources. */
+bool reg_error_is_out_of_resources(const GError *error);
 
 struct reg;
 struct reg_attach;
@@ -52,6 +60,9 @@ struct ov_store *reg_get_store(struct reg *reg); /* borrowed */
 char *reg_target_name(struct reg *reg, const char *image);
 /* Image name from a target name, or NULL if not ours / no such image. Caller frees. */
 char *reg_image_from_target(struct reg *reg, const char *target_name);
+/* The same, saying why not: REG_ERROR_UNKNOWN_TARGET (not ours, no such
+ * image) or REG_ERROR_FAILED (the store could not be read). Caller frees. */
+char *reg_image_from_target_full(struct reg *reg, const char *target_name, GError **error);
 /* Names of all images, for SendTargets / NBD_OPT_LIST. Caller frees (g_strfreev). */
 char **reg_list_images(struct reg *reg);
 
@@ -59,7 +70,8 @@ char **reg_list_images(struct reg *reg);
  * that IQN (it must be a client of that image), or, if the image allows
  * auto-enrolment, a client created for it now (named after the IQN). Returns
  * the client name (caller frees) or NULL with REG_ERROR_UNKNOWN_INITIATOR /
- * REG_ERROR_UNKNOWN_TARGET. */
+ * REG_ERROR_UNKNOWN_TARGET, or REG_ERROR_FAILED when the store could not be
+ * read (then nothing is enrolled). */
 char *reg_resolve_initiator(struct reg *reg, const char *image, const char *initiator_name,
                             GError **error);
 /* May this initiator log in to image? Side-effect free (nothing is enrolled):
