@@ -330,5 +330,36 @@ st, _, data = new.scsi(read10(500000, 8), read_len=4096)
 check("... its waiting write was never applied", st == 0 and data == b"\0" * 4096)
 new.close()
 keeper_alive("reinstatement over pending work")
+# 11. Huge login texts: a value over 255 bytes, and C-bit parts past 64 KiB.
+c = ir.Conn(PORT)
+st, keys, _ = c.login_pdu([("InitiatorName", INI), ("TargetName", TARGET),
+                           ("X-com.example.Big", "v" * 8000)])
+check("an unknown key with an 8000-byte value: login goes on, answered NotUnderstood",
+      st == 0 and keys.get("X-com.example.Big") == "NotUnderstood")
+c.close()
+c = ir.Conn(PORT)
+st, keys, _ = c.login_pdu([("InitiatorName", INI), ("TargetName", TARGET),
+                           ("MaxBurstLength", "1" * 8000)])
+check("a known key with an 8000-byte value: answered Reject (the key keeps its default)",
+      st == 0 and keys.get("MaxBurstLength") == "Reject")
+c.close()
+c = ir.Conn(PORT)
+st, _, _ = c.login_pdu([("InitiatorName", INI), ("TargetName", TARGET),
+                        ("X-com.example.Big", "v" * 8193)])
+check("a value over 8192 bytes: initiator error 0x0200", st == 0x0200)
+check("... and the connection is closed", c.closed())
+c = ir.Conn(PORT)
+part = ir.keys_to_text([("InitiatorName", INI), ("TargetName", TARGET)]) + \
+    b"".join(b"X-com.example.K%d=%s\0" % (i, b"v" * 200) for i in range(36))
+part = part[:8192]
+st = 0
+for i in range(9):  # 9 x 8 KiB: past the 64 KiB limit on gathered text
+    st, _, rsp = c.login_pdu(part, transit=False, cont=True)
+    if st != 0:
+        break
+check("C-bit login parts past 64 KiB: initiator error 0x0200 (after %d parts)" % (i + 1),
+      st == 0x0200 and i == 8)
+check("... and the connection is closed", c.closed())
+keeper_alive("huge login texts")
 print("1..%d" % len(results))
 sys.exit(0 if all(results) else 1)
