@@ -320,6 +320,24 @@ login_authenticated(const struct login *l)
     return true;
 }
 
+/* Login status for a failed registry lookup. RFC 7143 §11.13.5: initiators
+ * treat class 2 as final and retry class 3, so a server-side failure
+ * (REG_ERROR_FAILED: out of file descriptors, EIO, ...) is 03xx, never
+ * "not found" / "not authorised" (scale finding S1). */
+static uint16_t
+login_reg_status(const GError *error)
+{
+    if (g_error_matches(error, REG_ERROR, REG_ERROR_UNKNOWN_TARGET))
+        return ISCSIT_LOGIN_NOT_FOUND;
+    if (g_error_matches(error, REG_ERROR, REG_ERROR_UNKNOWN_INITIATOR))
+        return ISCSIT_LOGIN_AUTHZ_FAILED;
+    if (g_error_matches(error, REG_ERROR, REG_ERROR_BUSY))
+        return ISCSIT_LOGIN_SERVICE_UNAVAILABLE;
+    if (reg_error_is_out_of_resources(error))
+        return ISCSIT_LOGIN_OUT_OF_RESOURCES;
+    return ISCSIT_LOGIN_TARGET_ERROR;
+}
+
 /* After the first request: who is this, and what may it log in to? */
 static void
 login_identify(struct login *l)
@@ -355,18 +373,15 @@ login_identify(struct login *l)
         cfg_unref(cfg);
         return;
     }
-    l->sess->image = reg_image_from_target(reg, p->target_name);
+    l->sess->image = reg_image_from_target_full(reg, p->target_name, &error);
     if (!l->sess->image) {
-        login_fail(l, ISCSIT_LOGIN_NOT_FOUND, "no such target");
+        login_fail(l, login_reg_status(error), error->message);
         cfg_unref(cfg);
         return;
     }
     l->sess->client = reg_resolve_initiator(reg, l->sess->image, p->initiator_name, &error);
     if (!l->sess->client) {
-        bool unknown_target = g_error_matches(error, REG_ERROR, REG_ERROR_UNKNOWN_TARGET);
-
-        login_fail(l, unknown_target ? ISCSIT_LOGIN_NOT_FOUND : ISCSIT_LOGIN_AUTHZ_FAILED,
-                   error ? error->message : "initiator not allowed");
+        login_fail(l, login_reg_status(error), error->message);
         cfg_unref(cfg);
         return;
     }
@@ -471,6 +486,8 @@ login_finish(struct login *l)
             st = ISCSIT_LOGIN_TARGET_REMOVED;
         else if (g_error_matches(error, REG_ERROR, REG_ERROR_UNKNOWN_INITIATOR))
             st = ISCSIT_LOGIN_AUTHZ_FAILED;
+        else if (reg_error_is_out_of_resources(error))
+            st = ISCSIT_LOGIN_OUT_OF_RESOURCES;
         login_fail(l, st, error ? error->message : "attach failed");
         return;
     }
