@@ -585,6 +585,15 @@ conn_new(struct iscsit_target *tgt, int fd, const char *peer)
         conn->nop_timeout_s = cfg->nop_timeout_s;
         cfg_unref(cfg);
     }
+    /* A peer that stops reading blocks our sendmsg, where no NOP-In timer
+     * runs: with pings on, a send that makes no progress for nop_timeout_s
+     * fails (EAGAIN) and ends the connection like an unanswered ping. */
+    if (conn->nop_interval_s > 0 && conn->nop_timeout_s > 0) {
+        struct timeval tv = {.tv_sec = conn->nop_timeout_s};
+
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0)
+            g_debug("iSCSI: %s: SO_SNDTIMEO: %s", conn->peer, g_strerror(errno));
+    }
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
         char host[NI_MAXHOST], port[NI_MAXSERV];
 

@@ -108,7 +108,11 @@ iscsit_tx_flush(struct iscsit_conn *conn)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            g_debug("iSCSI: send to %s: %s", conn->peer, g_strerror(errno));
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                g_message("iSCSI: %s: not reading our replies for %d s, dropping the connection",
+                          conn->peer, conn->nop_timeout_s);
+            else
+                g_debug("iSCSI: send to %s: %s", conn->peer, g_strerror(errno));
             conn->failed = true;
             ok = false;
             break;

@@ -50,6 +50,41 @@ t0 = time.monotonic()
 check("unanswered ping: the connection is dropped", bad.closed(timeout=8))
 check("... after about nop-timeout", time.monotonic() - t0 < 6)
 
+# One that sends commands but never reads the replies: our send blocks, and
+# is given up after nop-timeout like an unanswered ping.
+deaf = ir.Conn(PORT)
+deaf.login(INI, TARGET, isid=0x400001370003)
+deaf.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+deaf.sock.settimeout(1.0)
+sent = 0
+try:
+    while sent < 20000:  # READ(10) of 64 KiB each, never read
+        b = ir.bhs(ir.OP_SCSI_CMD, 0xC1, itt=deaf.next_itt(), f20=65536, f24=deaf.cmdsn,
+                   f32=bytes([0x28, 0, 0, 0, 0, 0, 0, 0, 128, 0]) + b"\0" * 6)
+        deaf.cmdsn += 1
+        deaf.send(b)
+        sent += 1
+except (socket.timeout, OSError):
+    pass
+time.sleep(5)
+# Now read everything, answering pings: a target still blocked in its send
+# would go on serving; one that gave up ends the stream.
+deaf.sock.settimeout(3)
+t0, ended = time.monotonic(), False
+try:
+    while time.monotonic() - t0 < 10:
+        p = deaf.recv()
+        if p.opcode == ir.OP_NOP_IN and p.u32(20) != ir.RSVD:
+            deaf.send(ir.bhs(ir.OP_NOP_OUT, 0x80, itt=ir.RSVD, f20=p.u32(20), f24=deaf.cmdsn,
+                             immediate=True))
+except (EOFError, ConnectionResetError, BrokenPipeError):
+    ended = True
+except socket.timeout:
+    pass
+check("a peer that stops reading our replies (%d commands sent) is dropped after nop-timeout"
+      % sent, ended)
+deaf.close()
+
 # SendTargets=All with MaxRecvDataSegmentLength=512: parts with the C bit.
 # An initiator that is no client yet: it may access every auto-enrolment image.
 c = ir.Conn(PORT)
