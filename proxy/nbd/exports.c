@@ -83,9 +83,28 @@ conn_kick(void *user_data, const char *reason)
     shutdown(conn->io.fd, SHUT_RDWR);
 }
 
+/* The option reply for a registry refusal of export name, with *msg for
+ * the client. A server-side failure (REG_ERROR_FAILED: out of file
+ * descriptors, EIO, ...) says nothing about whether the export exists (scale
+ * finding S1). proto.md has no "try again" error: NBD_REP_ERR_UNKNOWN is
+ * defined as "the requested export is not available", which is true, and is
+ * what nbdkit answers when opening an export fails; POLICY would claim a
+ * permanent refusal and SHUTDOWN a server going away. So the code stays
+ * UNKNOWN, the message says it is temporary and why, and we log a warning
+ * (at default levels, unlike the option's debug trace). */
 static uint32_t
-reg_error_to_rep(const GError *error)
+reg_error_to_rep(struct nbdsrv_conn *conn, const char *name, const GError *error, char **msg)
 {
+    if (g_error_matches(error, REG_ERROR, REG_ERROR_FAILED)) {
+        LOG_RATELIMITED(G_LOG_LEVEL_WARNING, 10, 5,
+                        "%s: export '%s' refused for a server-side failure: %s", conn->peer, name,
+                        error->message);
+        *msg = g_strdup_printf("export '%s' is unavailable for now (server-side failure: "
+                               "%s); try again later",
+                               name, error->message);
+        return NBD_REP_ERR_UNKNOWN;
+    }
+    *msg = g_strdup(error->message);
     if (g_error_matches(error, REG_ERROR, REG_ERROR_BUSY))
         return NBD_REP_ERR_POLICY;
     return NBD_REP_ERR_UNKNOWN;
@@ -211,10 +230,8 @@ reg_export_open(struct nbdsrv *srv, struct nbdsrv_conn *conn, const char *name, 
     }
     if (!parts[1]) {
         struct reg_attach *attach = reg_attach_image(srv->reg, parts[0], &params, &error);
-        if (!attach) {
-            *msg = g_strdup(error->message);
-            return reg_error_to_rep(error);
-        }
+        if (!attach)
+            return reg_error_to_rep(conn, name, error, msg);
         *out = export_from_view(name, attach);
         return 0;
     }
@@ -229,8 +246,7 @@ reg_export_open(struct nbdsrv *srv, struct nbdsrv_conn *conn, const char *name, 
     struct reg_attach *attach = reg_attach_client(srv->reg, client, &params, &error);
     if (!attach) {
         release_writer(srv, conn);
-        *msg = g_strdup(error->message);
-        return reg_error_to_rep(error);
+        return reg_error_to_rep(conn, name, error, msg);
     }
     if (g_strcmp0(view_get_image(reg_attach_get_view(attach)), image) != 0) {
         reg_detach(attach);

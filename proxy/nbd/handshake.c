@@ -197,6 +197,9 @@ opt_info_go(struct nbdsrv_conn *conn, uint32_t opt, const uint8_t *data, size_t 
     g_autofree char *msg = NULL;
     err = conn->srv->exports->open(conn->srv, conn, name, opt == NBD_OPT_GO, &exp, &msg);
     if (err) {
+        /* Like iSCSI login refusals: at default log levels, rate-limited. */
+        LOG_RATELIMITED(G_LOG_LEVEL_MESSAGE, 10, 5, "%s: %s '%s' refused: %s", conn->peer,
+                        nbdsrv_opt_name(opt), name, msg ? msg : "not available");
         opt_error(conn, opt, err, "%s", msg ? msg : "export not available");
         return OPT_CONTINUE;
     }
