@@ -384,7 +384,7 @@ def report(ctx):
              "- ovgate: %s" % ctx.revision,
              "- load average when the run started: %.1f%s" % (
                  ctx.load, " — the machine was busy: expect noisy figures"
-                 if ctx.load > 1.5 else ""),
+                 if ctx.load > (os.cpu_count() or 1) else ""),
              "- base image: %d MiB raw, non-zero data; page cache warmed before each "
              "measurement" % (ctx.size // MIB),
              "- the whole run took %.1f minutes" % ((time.monotonic() - START) / 60),
