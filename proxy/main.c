@@ -18,6 +18,11 @@
  * SIGHUP re-reads the config file; a bad file is logged and the old
  * configuration stays in force.
  *
+ * File descriptors: every session holds two (its socket and its overlay
+ * file), so at start-up the soft RLIMIT_NOFILE is raised to the hard limit
+ * (scale finding S2: the common soft limit of 1024 ran out near 500
+ * sessions). Nothing here uses select(), so descriptors above 1024 are fine.
+ *
  * Readiness: once every listener is bound and the control socket is up, the
  * port file is written (--port-file) and systemd is told READY=1
  * (Type=notify).
@@ -28,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -401,6 +407,45 @@ main_listen(struct daemon *d, struct cfg *cfg, GError **error)
     return true;
 }
 
+/* Raise the soft RLIMIT_NOFILE to the hard one (see top) and say how many
+ * sessions that allows. A hard limit of "unlimited" is capped at the
+ * kernel's fs.nr_open, the most a process can have. */
+static void
+main_raise_nofile(void)
+{
+    g_autofree char *nr_open = NULL;
+    struct rlimit rl;
+    rlim_t old, want;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        g_warning("getrlimit(RLIMIT_NOFILE): %s", g_strerror(errno));
+        return;
+    }
+    old = rl.rlim_cur;
+    want = rl.rlim_max;
+    if (want == RLIM_INFINITY) {
+        guint64 v = 0;
+        if (g_file_get_contents("/proc/sys/fs/nr_open", &nr_open, NULL, NULL) &&
+            g_ascii_string_to_unsigned(g_strstrip(nr_open), 10, 1, G_MAXINT, &v, NULL))
+            want = (rlim_t)v;
+        else
+            want = old;
+    }
+    if (want > old) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            g_warning("cannot raise the file descriptor limit from %llu to %llu: %s",
+                      (unsigned long long)old, (unsigned long long)want, g_strerror(errno));
+            want = old;
+        }
+    }
+    /* Two descriptors per session; a few dozen for listeners, the control
+     * socket, logs and the store. */
+    g_info("file descriptor limit %llu (was %llu): room for about %llu sessions",
+           (unsigned long long)want, (unsigned long long)old,
+           (unsigned long long)(want > 64 ? (want - 64) / 2 : 0));
+}
+
 static bool
 main_setup(struct daemon *d, struct cfg *cfg, GError **error)
 {
@@ -632,6 +677,7 @@ main(int argc, char **argv)
         return 0;
     }
     main_set_log_level(cfg->log_level);
+    main_raise_nofile();
     if (!main_setup(&d, cfg, &err)) {
         g_critical("%s", err->message);
         rc = 1;
