@@ -180,7 +180,7 @@ def nbd_single_rows(ctx, servers):
             g.append(("memory", 0.7, False))
         return g
 
-    qd1 = [k for k in keys]                    # qemu-nbd is fine at QD1
+    qd1 = list(keys)                           # qemu-nbd is fine at QD1
     qdn = [k for k in keys if k != "qemu-nbd"]  # qemu 7.2 stalls on qemu-nbd at QD>=2
     specs = [
         ("4 KiB random read QD1 (IOPS)", "nrd", "randread", "read", 4 * KIB, 1, stride,
@@ -204,16 +204,19 @@ def nbd_single_rows(ctx, servers):
 def nbd_multi_rows(ctx, servers):
     keys = list(servers)
     rows = []
+    def endpoints(key, n):
+        """n clients, each on its own overlay (the memory ceiling has none)."""
+        s = servers[key]
+        if key == "ovgated":
+            return [s.nbd("nc%02d" % i) for i in range(n)]
+        if key == "memory":
+            return [s.nbd(0)] * n
+        return [s.nbd(i) for i in range(n)]
+
     for n in ctx.concurrency:
         def measure(key, n=n):
-            s = servers[key]
-            if key == "ovgated":
-                eps = [s.nbd("nc%02d" % i) for i in range(n)]
-            elif key == "memory":
-                eps = [s.nbd(0)] * n
-            else:
-                eps = [s.nbd(i) for i in range(n)]
-            return fio_nbd(ctx, eps, "randread", 4 * KIB, CONCURRENT_QD, ctx.secs)
+            return fio_nbd(ctx, endpoints(key, n), "randread", 4 * KIB, CONCURRENT_QD,
+                           ctx.secs)
         rows.append(Row("nbd", "%d clients, 4 KiB random read QD%d each (IOPS)"
                         % (n, CONCURRENT_QD), "fio nbd", "IOPS", keys, measure,
                         [("nbdkit-cow", 1.0, True), ("qemu-nbd", 1.0, True),
@@ -222,14 +225,7 @@ def nbd_multi_rows(ctx, servers):
         n = max(ctx.concurrency)
 
         def storm(key):
-            s = servers[key]
-            if key == "ovgated":
-                eps = [s.nbd("nc%02d" % i) for i in range(n)]
-            elif key == "memory":
-                eps = [s.nbd(0)] * n
-            else:
-                eps = [s.nbd(i) for i in range(n)]
-            return fio_nbd(ctx, eps, "read", 64 * KIB, CONCURRENT_QD, ctx.secs,
+            return fio_nbd(ctx, endpoints(key, n), "read", 64 * KIB, CONCURRENT_QD, ctx.secs,
                            once=ctx.boot_set)
         rows.append(Row("nbd", storm_name(ctx, n), "fio nbd", "MB/s", keys, storm,
                         [("nbdkit-cow", 1.0, True), ("qemu-nbd", 1.0, True),
