@@ -31,10 +31,25 @@ cfg_error_quark(void)
 #define CFG_IQN_PREFIX_MAX (223 - 64)
 
 static const char *const cfg_main_keys[] = {
-    "listen-iscsi", "listen-nbd",   "control-socket", "iqn-prefix",      "target-alias",
-    "require-chap", "nop-interval", "nop-timeout",    "log-level",       "tls-cert",
-    "tls-key",      "tls-ca",       "tls-psk-file",   "nbd-require-tls", "discovery-chap-user",
-    "discovery-chap-secret", "discovery-mutual-chap-user", "discovery-mutual-chap-secret", NULL,
+    "listen-iscsi",
+    "listen-nbd",
+    "control-socket",
+    "iqn-prefix",
+    "target-alias",
+    "require-chap",
+    "nop-interval",
+    "nop-timeout",
+    "log-level",
+    "tls-cert",
+    "tls-key",
+    "tls-ca",
+    "tls-psk-file",
+    "nbd-require-tls",
+    "discovery-chap-user",
+    "discovery-chap-secret",
+    "discovery-mutual-chap-user",
+    "discovery-mutual-chap-secret",
+    NULL,
 };
 static const char *const cfg_image_keys[] = {"auto-enroll", NULL};
 static const char *const cfg_client_keys[] = {
@@ -552,10 +567,9 @@ cfg_load_main(const struct cfg_parse *p, struct cfg *cfg, GError **error)
         !cfg_get_int(p, g, "nop-timeout", 1, 3600, &cfg->nop_timeout_s, error) ||
         !cfg_get_string(p, g, "log-level", false, &cfg->log_level, error) ||
         !cfg_get_string(p, g, "discovery-chap-user", false, &cfg->discovery_chap_user, error) ||
-        !cfg_get_string(p, g, "discovery-chap-secret", false, &cfg->discovery_chap_secret,
+        !cfg_get_string(p, g, "discovery-chap-secret", false, &cfg->discovery_chap_secret, error) ||
+        !cfg_get_string(p, g, "discovery-mutual-chap-user", false, &cfg->discovery_mutual_chap_user,
                         error) ||
-        !cfg_get_string(p, g, "discovery-mutual-chap-user", false,
-                        &cfg->discovery_mutual_chap_user, error) ||
         !cfg_get_string(p, g, "discovery-mutual-chap-secret", false,
                         &cfg->discovery_mutual_chap_secret, error) ||
         !cfg_check_chap(p, g, "discovery-", cfg->discovery_chap_user, cfg->discovery_chap_secret,

@@ -639,10 +639,9 @@ iscsit_conn_run(struct iscsit_target *tgt, int fd, const char *peer)
     g_mutex_unlock(&tgt->lock);
 
     if (registered) {
-        r = iscsit_conn_recv_until(conn, &pdu,
-                                   conn->started_us +
-                                       (gint64)ISCSIT_LOGIN_TIMEOUT_S * G_USEC_PER_SEC,
-                                   &timed_out);
+        r = iscsit_conn_recv_until(
+            conn, &pdu, conn->started_us + (gint64)ISCSIT_LOGIN_TIMEOUT_S * G_USEC_PER_SEC,
+            &timed_out);
         if ((r == ISCSIT_RX_PDU || r == ISCSIT_RX_ERR_DATA_LEN) &&
             iscsit_bhs_opcode(&pdu.bhs) == ISCSIT_OP_LOGIN_REQ) {
             if (iscsit_login_run(conn, &pdu, r == ISCSIT_RX_ERR_DATA_LEN)) {

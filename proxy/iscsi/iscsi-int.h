@@ -30,12 +30,12 @@
 #include "rx.h"
 #include "sdev.h"
 
-#define ISCSIT_CMDSN_WINDOW 128u         /* MaxCmdSN = ExpCmdSN + window - 1 - waiting tasks */
+#define ISCSIT_CMDSN_WINDOW 128u /* MaxCmdSN = ExpCmdSN + window - 1 - waiting tasks */
 #define ISCSIT_MAX_TASKS (2u * ISCSIT_CMDSN_WINDOW) /* waiting writes; then TASK SET FULL */
-#define ISCSIT_MAX_HELD_BYTES (4u << 20) /* data of commands held behind a CmdSN gap */
-#define ISCSIT_MAX_TASK_DATA (64u << 20) /* largest write we buffer for one command */
-#define ISCSIT_TX_FLUSH_BYTES (4u << 20) /* send queued replies beyond this much */
-#define ISCSIT_MAX_SOLICITED (64u << 20) /* R2T'd or held write bytes, per connection */
+#define ISCSIT_MAX_HELD_BYTES (4u << 20)            /* data of commands held behind a CmdSN gap */
+#define ISCSIT_MAX_TASK_DATA (64u << 20)            /* largest write we buffer for one command */
+#define ISCSIT_TX_FLUSH_BYTES (4u << 20)            /* send queued replies beyond this much */
+#define ISCSIT_MAX_SOLICITED (64u << 20)            /* R2T'd or held write bytes, per connection */
 #define ISCSIT_LOGIN_TIMEOUT_S 30
 #define ISCSIT_REINSTATE_WAIT_MS 10000
 
@@ -152,10 +152,10 @@ struct iscsit_conn {
     GMutex fd_lock; /* fd against shutdown from other threads */
     int fd;
     char *peer;
-    char *local;     /* our address:port on this connection, for SendTargets */
+    char *local;       /* our address:port on this connection, for SendTargets */
     gint64 started_us; /* accepted (monotonic): the login must end 30 s later */
-    bool rx_drained; /* the last read did not fill the buffer: socket empty then */
-    int rcvtimeo_ms; /* SO_RCVTIMEO in force (0 = none) */
+    bool rx_drained;   /* the last read did not fill the buffer: socket empty then */
+    int rcvtimeo_ms;   /* SO_RCVTIMEO in force (0 = none) */
     enum iscsit_conn_state state;
     uint16_t cid;
     struct iscsit_sess *sess;
