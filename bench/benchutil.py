@@ -5,6 +5,7 @@ exactly those (by PID) and nothing else on the machine.
 """
 
 import errno
+import itertools
 import os
 import signal
 import socket
@@ -59,18 +60,32 @@ def pid_alive(pid):
         return False
 
 
+_pidfiles = itertools.count()
+
+
+def new_pidfile(work, name):
+    """A pid-file path no earlier server used: a daemon's parent may return
+    before the daemon writes its pid, and a stale file of the same name would
+    then name a process that has already gone (and leak the new one)."""
+    return os.path.join(work, "%s.%d.pid" % (name, next(_pidfiles)))
+
+
 def read_pidfile(path, timeout=30.0):
+    """The pid a daemon wrote to path, once that process is alive and was
+    started with path on its command line (so it is the one we started)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             with open(path) as f:
-                text = f.read().strip()
-            if text:
-                return int(text)
-        except FileNotFoundError:
+                pid = int(f.read().strip())
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                if path.encode() in f.read():
+                    return pid
+        except (FileNotFoundError, ProcessLookupError, ValueError):
             pass
-        time.sleep(0.05)
-    raise BenchError("pid file %s did not appear" % path)
+        time.sleep(0.02)
+    raise BenchError("pid file %s did not name a running server within %.0f s"
+                     % (path, timeout))
 
 
 def run(cmd, timeout=120, env=None, check=True):
@@ -134,11 +149,31 @@ class Procs:
         if (pid, name) in self.daemons:
             self.daemons.remove((pid, name))
 
-    def stop_all(self):
+    def stop_all(self, work=None):
         for pid, name in list(self.daemons):
             self.stop_daemon(pid, name)
         for p in list(self.children):
             self.stop_child(p)
+        if work:
+            self.sweep(work)
+
+    def sweep(self, work):
+        """Last resort: a server whose pid we never learnt (interrupted right
+        after it forked) still names our private directory on its command
+        line, so it can only be one we started. Stop those, by PID."""
+        me = os.getpid()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == me:
+                continue
+            try:
+                with open("/proc/%s/cmdline" % entry, "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if any(work.encode() in a for a in argv) and pid_alive(int(entry)):
+                name = os.path.basename(argv[0].decode(errors="replace"))
+                log("  %s (pid %s) was left running: stopping it" % (name, entry))
+                self.stop_daemon(int(entry), name)
 
 
 

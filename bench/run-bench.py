@@ -656,7 +656,7 @@ def main(argv):
                 s.stop()
             except Exception as e:  # keep stopping the others
                 log("stopping %s: %s" % (s.label, e))
-        ctx.procs.stop_all()
+        ctx.procs.stop_all(ctx.work)
         if args.keep:
             log("kept %s" % ctx.work)
         else:

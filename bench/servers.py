@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import time
 
-from benchutil import BenchError, free_port, read_pidfile, run, tail, wait_tcp
+from benchutil import BenchError, free_port, new_pidfile, read_pidfile, run, tail, wait_tcp
 
 IMAGE = "bench"
 TARGET_PREFIX = "iqn.2026-11.org.ovgate"
@@ -192,7 +192,7 @@ class NbdkitCow:
         env = dict(os.environ, TMPDIR=self.ctx.work)  # where cow puts its overlay
         for i in range(self.n):
             port = free_port()
-            pidfile = os.path.join(self.ctx.work, "nbdkit-cow-%d.pid" % i)
+            pidfile = new_pidfile(self.ctx.work, "nbdkit-cow")
             # Debian's nbdkit -f dies with its parent; use its daemon mode.
             run(["nbdkit", "-P", pidfile, "-i", "127.0.0.1", "-p", str(port),
                  "--filter=cow", "file", base], env=env)
@@ -228,7 +228,7 @@ class QemuNbd:
                 os.unlink(ov)
             run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "raw", ov])
             port = free_port()
-            pidfile = os.path.join(self.ctx.work, "qemu-nbd-%d.pid" % i)
+            pidfile = new_pidfile(self.ctx.work, "qemu-nbd")
             # Without --shared/--persistent it serves one client.
             run(["qemu-nbd", "--fork", "--pid-file=" + pidfile, "-b", "127.0.0.1",
                  "-p", str(port), "-x", "ov", "-f", "qcow2", "--shared=8", "--persistent",
@@ -265,7 +265,7 @@ class NbdkitMemory:
 
     def start(self, base):
         self.port = free_port()
-        pidfile = os.path.join(self.ctx.work, "nbdkit-memory.pid")
+        pidfile = new_pidfile(self.ctx.work, "nbdkit-memory")
         run(["nbdkit", "-P", pidfile, "-i", "127.0.0.1", "-p", str(self.port), "memory",
              str(os.path.getsize(base))])
         self.pid = read_pidfile(pidfile)
