@@ -284,8 +284,7 @@ reg_resolve_initiator(struct reg *reg, const char *image, const char *initiator_
     if (!g_error_matches(local, OV_ERROR, OV_ERROR_NOT_FOUND)) {
         /* Scale finding S1: a store we cannot read right now must not make
          * a registered client "unknown", nor start an auto-enrolment. */
-        reg_lookup_error(error, local, REG_ERROR_FAILED, "looking up initiator %s",
-                         initiator_name);
+        reg_lookup_error(error, local, REG_ERROR_FAILED, "looking up initiator %s", initiator_name);
         return NULL;
     }
     g_clear_error(&local);
@@ -320,8 +319,7 @@ reg_initiator_may_access(struct reg *reg, const char *image, const char *initiat
     }
     if (!g_error_matches(local, OV_ERROR, OV_ERROR_NOT_FOUND)) {
         /* Unknown is the safe answer for a filter; the lookup logs why. */
-        reg_lookup_error(NULL, local, REG_ERROR_FAILED, "looking up initiator %s",
-                         initiator_name);
+        reg_lookup_error(NULL, local, REG_ERROR_FAILED, "looking up initiator %s", initiator_name);
         return false;
     }
     g_clear_error(&local);

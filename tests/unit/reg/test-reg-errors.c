@@ -198,8 +198,7 @@ test_damaged_conf(struct fixture *f, gconstpointer data)
 {
     g_autoptr(GError) err = NULL;
     g_autofree char *image_conf = g_build_filename(f->dir, "images", "lab", "image.conf", NULL);
-    g_autofree char *client_conf =
-        g_build_filename(f->dir, "clients", "pc01", "client.conf", NULL);
+    g_autofree char *client_conf = g_build_filename(f->dir, "clients", "pc01", "client.conf", NULL);
 
     g_assert_true(g_file_test(image_conf, G_FILE_TEST_EXISTS));
     g_assert_true(g_file_test(client_conf, G_FILE_TEST_EXISTS));
@@ -227,14 +226,14 @@ test_damaged_conf(struct fixture *f, gconstpointer data)
 static void
 test_shortage_predicate(void)
 {
-    g_autoptr(GError) nomem = g_error_new(REG_ERROR, REG_ERROR_FAILED, "cannot read x: %s",
-                                          g_strerror(ENOMEM));
-    g_autoptr(GError) nfile = g_error_new(REG_ERROR, REG_ERROR_FAILED, "cannot read x: %s",
-                                          g_strerror(ENFILE));
-    g_autoptr(GError) eio = g_error_new(REG_ERROR, REG_ERROR_FAILED, "cannot read x: %s",
-                                        g_strerror(EIO));
-    g_autoptr(GError) unknown = g_error_new(REG_ERROR, REG_ERROR_UNKNOWN_TARGET, "x: %s",
-                                            g_strerror(EMFILE));
+    g_autoptr(GError) nomem =
+        g_error_new(REG_ERROR, REG_ERROR_FAILED, "cannot read x: %s", g_strerror(ENOMEM));
+    g_autoptr(GError) nfile =
+        g_error_new(REG_ERROR, REG_ERROR_FAILED, "cannot read x: %s", g_strerror(ENFILE));
+    g_autoptr(GError) eio =
+        g_error_new(REG_ERROR, REG_ERROR_FAILED, "cannot read x: %s", g_strerror(EIO));
+    g_autoptr(GError) unknown =
+        g_error_new(REG_ERROR, REG_ERROR_UNKNOWN_TARGET, "x: %s", g_strerror(EMFILE));
 
     g_assert_true(reg_error_is_out_of_resources(nomem));
     g_assert_true(reg_error_is_out_of_resources(nfile));
