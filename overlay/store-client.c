@@ -178,43 +178,17 @@ ov_store_client_get(struct ov_store *store, const char *name, GError **error)
     return client_read(store, name, error);
 }
 
-static int
-client_cmp(gconstpointer a, gconstpointer b)
+static void *
+client_read_any(struct ov_store *store, const char *name, GError **error)
 {
-    const struct ov_client_info *ca = *(struct ov_client_info *const *)a;
-    const struct ov_client_info *cb = *(struct ov_client_info *const *)b;
-    return strcmp(ca->name, cb->name);
+    return client_read(store, name, error);
 }
 
 GPtrArray *
 ov_store_client_list(struct ov_store *store, GError **error)
 {
-    g_autoptr(GError) local = NULL;
-    GDir *d = g_dir_open(store->clients_dir, 0, &local);
-    if (!d) {
-        g_set_error(error, OV_ERROR, OV_ERROR_FAILED, "cannot list %s: %s", store->clients_dir,
-                    local->message);
-        return NULL;
-    }
-    GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)ov_client_info_free);
-    const char *name;
-    while ((name = g_dir_read_name(d)) != NULL) {
-        if (!ov_store_name_valid(name))
-            continue;
-        g_autoptr(GError) one = NULL;
-        struct ov_client_info *info = client_read(store, name, &one);
-        if (info) {
-            g_ptr_array_add(list, info);
-        } else if (!g_error_matches(one, OV_ERROR, OV_ERROR_NOT_FOUND)) {
-            g_propagate_error(error, g_steal_pointer(&one));
-            g_dir_close(d);
-            g_ptr_array_unref(list);
-            return NULL;
-        }
-    }
-    g_dir_close(d);
-    g_ptr_array_sort(list, client_cmp);
-    return list;
+    return store_list_dir(store, store->clients_dir, client_read_any,
+                          (GDestroyNotify)ov_client_info_free, error);
 }
 
 struct ov_client_info *

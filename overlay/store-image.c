@@ -212,44 +212,17 @@ ov_store_image_get(struct ov_store *store, const char *name, GError **error)
     return info;
 }
 
-static int
-image_cmp(gconstpointer a, gconstpointer b)
+static void *
+image_read_any(struct ov_store *store, const char *name, GError **error)
 {
-    const struct ov_image_info *ia = *(struct ov_image_info *const *)a;
-    const struct ov_image_info *ib = *(struct ov_image_info *const *)b;
-    return strcmp(ia->name, ib->name);
+    return ov_store_image_get(store, name, error);
 }
 
 GPtrArray *
 ov_store_image_list(struct ov_store *store, GError **error)
 {
-    g_autoptr(GError) local = NULL;
-    GDir *d = g_dir_open(store->images_dir, 0, &local);
-    if (!d) {
-        g_set_error(error, OV_ERROR, OV_ERROR_FAILED, "cannot list %s: %s", store->images_dir,
-                    local->message);
-        return NULL;
-    }
-    GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)ov_image_info_free);
-    const char *name;
-    while ((name = g_dir_read_name(d)) != NULL) {
-        if (!ov_store_name_valid(name))
-            continue; /* not ours */
-        g_autoptr(GError) one = NULL;
-        struct ov_image_info *info = ov_store_image_get(store, name, &one);
-        if (info) {
-            g_ptr_array_add(list, info);
-        } else if (!g_error_matches(one, OV_ERROR, OV_ERROR_NOT_FOUND)) {
-            /* removed meanwhile is fine; damaged is not */
-            g_propagate_error(error, g_steal_pointer(&one));
-            g_dir_close(d);
-            g_ptr_array_unref(list);
-            return NULL;
-        }
-    }
-    g_dir_close(d);
-    g_ptr_array_sort(list, image_cmp);
-    return list;
+    return store_list_dir(store, store->images_dir, image_read_any,
+                          (GDestroyNotify)ov_image_info_free, error);
 }
 
 /* --------------------------------------------------------------- create */

@@ -80,6 +80,15 @@ bool store_keyfile_write(const char *path, GKeyFile *kf, GError **error);
 GKeyFile *store_keyfile_read(const char *path, GError **error);
 /* rm -rf; ENOENT is fine. */
 bool store_remove_tree(const char *path, GError **error);
+
+/* Reads one named entry of a listing; NULL + OV_ERROR_NOT_FOUND when it
+ * vanished meanwhile (skipped), NULL + any other error fails the listing. */
+typedef void *(*store_read_fn)(struct ov_store *store, const char *name, GError **error);
+/* Every validly named entry of dir read with read_fn, sorted by name. The
+ * items are structs whose first member is their `char *name` (ov_image_info,
+ * ov_client_info); the array frees them with free_fn. */
+GPtrArray *store_list_dir(struct ov_store *store, const char *dir, store_read_fn read_fn,
+                          GDestroyNotify free_fn, GError **error);
 /* rename from STORE/tmp without replacing an existing target (renameat2
  * RENAME_NOREPLACE), then fsync the target's directory (and, best effort,
  * STORE/tmp). Caller holds the store lock. */

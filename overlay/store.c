@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -605,4 +606,48 @@ ov_client_info_free(struct ov_client_info *info)
     g_strfreev(info->macs);
     g_free(info->overlay_path);
     g_free(info);
+}
+
+G_STATIC_ASSERT(offsetof(struct ov_image_info, name) == 0);
+G_STATIC_ASSERT(offsetof(struct ov_client_info, name) == 0);
+
+static int
+store_name_cmp(gconstpointer a, gconstpointer b)
+{
+    /* Both listed types start with `char *name`. */
+    const char *const *na = *(const char *const *const *)a;
+    const char *const *nb = *(const char *const *const *)b;
+    return strcmp(*na, *nb);
+}
+
+GPtrArray *
+store_list_dir(struct ov_store *store, const char *dir, store_read_fn read_fn,
+               GDestroyNotify free_fn, GError **error)
+{
+    g_autoptr(GError) local = NULL;
+    GDir *d = g_dir_open(dir, 0, &local);
+    if (!d) {
+        g_set_error(error, OV_ERROR, OV_ERROR_FAILED, "cannot list %s: %s", dir, local->message);
+        return NULL;
+    }
+    GPtrArray *list = g_ptr_array_new_with_free_func(free_fn);
+    const char *name;
+    while ((name = g_dir_read_name(d)) != NULL) {
+        if (!ov_store_name_valid(name))
+            continue; /* not ours */
+        g_autoptr(GError) one = NULL;
+        void *info = read_fn(store, name, &one);
+        if (info) {
+            g_ptr_array_add(list, info);
+        } else if (!g_error_matches(one, OV_ERROR, OV_ERROR_NOT_FOUND)) {
+            /* removed meanwhile is fine; damaged is not */
+            g_propagate_error(error, g_steal_pointer(&one));
+            g_dir_close(d);
+            g_ptr_array_unref(list);
+            return NULL;
+        }
+    }
+    g_dir_close(d);
+    g_ptr_array_sort(list, store_name_cmp);
+    return list;
 }
