@@ -5,6 +5,9 @@
  * each run with one call: BASE from the base (ov_base_pread; a file base
  * preads the shared base file, so every client shares one page-cache copy),
  * DATA from the overlay file, ZERO as memset. No lock is taken.
+ * ov_overlay_read_segments walks the same runs but only says where they
+ * live (base file, overlay file, zeros), for senders that hand the files to
+ * sendfile instead of copying the bytes through a buffer.
  *
  * Writes: when every granule of the range is already DATA the bytes go
  * straight to pwrite at data_offset + offset, without a lock. Otherwise the
@@ -320,4 +323,45 @@ ov_overlay_block_status(struct ov_overlay *ov, uint64_t offset, uint64_t length,
         pos += n;
     }
     return 0;
+}
+
+int
+ov_overlay_read_segments(struct ov_overlay *ov, uint64_t offset, uint64_t len,
+                         struct ov_segment *segs, unsigned max)
+{
+    uint64_t pos = offset, end = offset + len, g_end;
+    unsigned n = 0;
+    int r = check_range(ov, offset, len);
+
+    if (r < 0 || len == 0)
+        return r;
+    g_end = ((end - 1) >> ov->granule_shift) + 1;
+    while (pos < end) {
+        uint64_t run_end;
+        enum ov_gstate st = ov_map_run(ov, pos >> ov->granule_shift, g_end, &run_end);
+        uint64_t m = MIN(run_end << ov->granule_shift, end) - pos;
+        struct ov_segment seg = {.fd = -1, .file_offset = 0, .len = m};
+
+        switch (st) {
+        case OV_G_BASE:
+            if (ov->base->fd < 0)
+                return -ENOTSUP;
+            seg.fd = ov->base->fd;
+            seg.file_offset = pos;
+            break;
+        case OV_G_DATA:
+            seg.fd = ov->fd;
+            seg.file_offset = ov->hdr.data_offset + pos;
+            break;
+        case OV_G_ZERO:
+            break;
+        case OV_G_BAD:
+            return -EIO;
+        }
+        if (n == max)
+            return -E2BIG;
+        segs[n++] = seg;
+        pos += m;
+    }
+    return (int)n;
 }

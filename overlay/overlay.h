@@ -124,6 +124,25 @@ typedef bool (*ov_extent_fn)(uint64_t offset, uint64_t length, enum ov_extent_ki
 OV_PUBLIC int ov_overlay_block_status(struct ov_overlay *ov, uint64_t offset, uint64_t length,
                                       ov_extent_fn fn, void *user_data);
 
+/* Where the bytes of a range live, for zero-copy senders (sendfile): a
+ * file and an offset in it, or zeros (fd == -1). */
+struct ov_segment {
+    int fd; /* borrowed: valid while the overlay (and its base) stay open */
+    uint64_t file_offset;
+    uint64_t len;
+};
+
+/* Describe [offset, offset+len) as the current map has it: BASE runs as the
+ * base's file (ov_base.fd), DATA runs as the overlay file at its data
+ * offset, ZERO runs as zeros. Fills at most max segments in order and
+ * returns how many (0 for len 0), or -E2BIG (more are needed), -ENOTSUP (a
+ * BASE run whose base has no local file: read with ov_overlay_pread), -EIO
+ * (corrupt map), -EINVAL (range). Like ov_overlay_pread it takes no lock:
+ * a write racing with the call may or may not be seen, and the bytes are
+ * read from the files only when the caller reads them. */
+OV_PUBLIC int ov_overlay_read_segments(struct ov_overlay *ov, uint64_t offset, uint64_t len,
+                                       struct ov_segment *segs, unsigned max);
+
 struct ov_overlay_info {
     uint64_t size;    /* virtual size in bytes (= base size) */
     uint32_t granule; /* bytes */

@@ -18,7 +18,9 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <gnutls/gnutls.h>
 
 #include "nbd-int.h"
@@ -56,8 +58,12 @@ nbdsrv_io_discard(struct nbdsrv_io *io)
 {
     if (!io->oq)
         return;
-    for (guint i = 0; i < io->oq->len; i++)
-        g_free(g_array_index(io->oq, struct nbdsrv_oseg, i).owned);
+    for (guint i = 0; i < io->oq->len; i++) {
+        struct nbdsrv_oseg *seg = &g_array_index(io->oq, struct nbdsrv_oseg, i);
+        g_free(seg->owned);
+        if (seg->file_fd >= 0)
+            close(seg->file_fd);
+    }
     g_array_set_size(io->oq, 0);
     g_byte_array_set_size(io->obuf, 0);
     io->oq_bytes = 0;
@@ -203,7 +209,7 @@ nbdsrv_io_put(struct nbdsrv_io *io, size_t n)
     if (last && !last->ext && last->off + last->len == off) {
         last->len += n;
     } else {
-        struct nbdsrv_oseg seg = {.ext = NULL, .off = off, .len = n, .owned = NULL};
+        struct nbdsrv_oseg seg = {.ext = NULL, .off = off, .len = n, .owned = NULL, .file_fd = -1};
         g_array_append_val(io->oq, seg);
     }
     io->oq_bytes += n;
@@ -213,7 +219,17 @@ nbdsrv_io_put(struct nbdsrv_io *io, size_t n)
 void
 nbdsrv_io_put_ext(struct nbdsrv_io *io, const void *p, size_t len, void *owned)
 {
-    struct nbdsrv_oseg seg = {.ext = p, .off = 0, .len = len, .owned = owned};
+    struct nbdsrv_oseg seg = {.ext = p, .off = 0, .len = len, .owned = owned, .file_fd = -1};
+
+    g_array_append_val(io->oq, seg);
+    io->oq_bytes += len;
+}
+
+void
+nbdsrv_io_put_file(struct nbdsrv_io *io, int fd, uint64_t file_off, size_t len)
+{
+    struct nbdsrv_oseg seg = {
+        .ext = NULL, .off = 0, .len = len, .owned = NULL, .file_fd = fd, .file_off = file_off};
 
     g_array_append_val(io->oq, seg);
     io->oq_bytes += len;
@@ -256,6 +272,29 @@ tls_uncork(struct nbdsrv_io *io)
     }
 }
 
+/* A file segment over TLS needs its bytes in memory: read and send them in
+ * pieces. (Transmission queues file segments on plain sockets only; this
+ * keeps the queue correct for any caller.) */
+static int
+tls_send_file(struct nbdsrv_io *io, const struct nbdsrv_oseg *seg)
+{
+    g_autofree uint8_t *buf = g_malloc(IO_TLS_CORK_MAX);
+
+    for (size_t done = 0; done < seg->len;) {
+        size_t n = MIN(seg->len - done, (size_t)IO_TLS_CORK_MAX);
+        ssize_t r = pread(seg->file_fd, buf, n, (off_t)(seg->file_off + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r < 0 ? -errno : -EIO;
+        int err = tls_send_all(io, buf, (size_t)r);
+        if (err < 0)
+            return err;
+        done += (size_t)r;
+    }
+    return 0;
+}
+
 /* Small segments are corked into few TLS records; large ones go alone. */
 static int
 flush_tls(struct nbdsrv_io *io)
@@ -265,6 +304,14 @@ flush_tls(struct nbdsrv_io *io)
 
     for (guint i = 0; i < io->oq->len && err == 0; i++) {
         const struct nbdsrv_oseg *seg = &g_array_index(io->oq, struct nbdsrv_oseg, i);
+        if (seg->file_fd >= 0) {
+            if (corked)
+                err = tls_uncork(io);
+            corked = false;
+            if (err == 0)
+                err = tls_send_file(io, seg);
+            continue;
+        }
         if (seg->len > IO_TLS_CORK_MAX) {
             if (corked)
                 err = tls_uncork(io);
@@ -283,6 +330,32 @@ flush_tls(struct nbdsrv_io *io)
     return err;
 }
 
+/* sendfile the rest of file segment seg (skip bytes already sent). A short
+ * file (truncated under us) is an I/O error: the reply header promised
+ * the bytes, so the connection cannot continue. */
+static int
+send_file_seg(struct nbdsrv_io *io, const struct nbdsrv_oseg *seg, size_t skip)
+{
+    off_t pos = (off_t)(seg->file_off + skip);
+    size_t left = seg->len - skip;
+
+    while (left > 0) {
+        ssize_t r = sendfile(io->fd, seg->file_fd, &pos, left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            return -EIO;
+        left -= (size_t)r;
+    }
+    return 0;
+}
+
+/* Memory segments go out with sendmsg, up to IO_IOV_BATCH at once (with
+ * MSG_MORE when a file segment follows, so a reply header and its data
+ * share packets); file segments with sendfile, so their bytes go from the
+ * page cache to the socket without a copy in this thread. */
 static int
 flush_plain(struct nbdsrv_io *io)
 {
@@ -290,16 +363,30 @@ flush_plain(struct nbdsrv_io *io)
     size_t skip = 0; /* bytes of oq[i] already sent */
 
     while (i < io->oq->len) {
+        const struct nbdsrv_oseg *first = &g_array_index(io->oq, struct nbdsrv_oseg, i);
+        if (first->file_fd >= 0) {
+            int err = send_file_seg(io, first, skip);
+            if (err < 0)
+                return err;
+            i++;
+            skip = 0;
+            continue;
+        }
         struct iovec iov[IO_IOV_BATCH];
         int n = 0;
+        bool more = false;
         for (guint j = i; j < io->oq->len && n < IO_IOV_BATCH; j++, n++) {
             const struct nbdsrv_oseg *seg = &g_array_index(io->oq, struct nbdsrv_oseg, j);
+            if (seg->file_fd >= 0) {
+                more = true;
+                break;
+            }
             size_t s = j == i ? skip : 0;
             iov[n].iov_base = (void *)(seg_base(io, seg) + s);
             iov[n].iov_len = seg->len - s;
         }
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t r = sendmsg(io->fd, &msg, MSG_NOSIGNAL);
+        ssize_t r = sendmsg(io->fd, &msg, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
         if (r < 0) {
             if (errno == EINTR)
                 continue;

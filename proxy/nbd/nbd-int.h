@@ -48,6 +48,7 @@ enum nbdsrv_error_code {
 #define NBDSRV_RBUF_SIZE (256u * 1024)         /* receive buffer */
 #define NBDSRV_OQ_FLUSH_BYTES (256u * 1024)    /* send queued replies beyond this */
 #define NBDSRV_HOLE_MIN_READ (64u * 1024)      /* reads this large look for holes */
+#define NBDSRV_SENDFILE_MIN (64u * 1024)       /* reads this large are sent zero-copy */
 #define NBDSRV_HANDSHAKE_TIMEOUT_MS 60000u     /* a silent peer in negotiation is dropped */
 
 /* ---- metadata contexts (meta.c) ---- */
@@ -138,6 +139,9 @@ struct nbdsrv_oseg {
     size_t off;
     size_t len;
     void *owned; /* g_free()d once sent (or dropped) */
+    int file_fd; /* >= 0: the bytes are len bytes of this file at file_off
+                  * (sent with sendfile, closed once sent or dropped) */
+    uint64_t file_off;
 };
 
 struct nbdsrv_io {
@@ -183,6 +187,9 @@ int nbdsrv_io_skip(struct nbdsrv_io *io, uint64_t len);
 uint8_t *nbdsrv_io_put(struct nbdsrv_io *io, size_t n);
 /* Queue len external bytes; owned (may be NULL) is g_free()d after sending. */
 void nbdsrv_io_put_ext(struct nbdsrv_io *io, const void *p, size_t len, void *owned);
+/* Queue len bytes of file fd at file_off, sent with sendfile (plain
+ * sockets only). Takes fd: it is closed once sent or dropped. */
+void nbdsrv_io_put_file(struct nbdsrv_io *io, int fd, uint64_t file_off, size_t len);
 /* Send everything queued. 0 or -errno. */
 int nbdsrv_io_flush(struct nbdsrv_io *io);
 /* Drop queued output (connection is going away). */
@@ -218,6 +225,9 @@ struct nbdsrv_disk_ops {
     int (*flush)(void *disk);
     int (*block_status)(void *disk, uint64_t offset, uint64_t len, bool base_detail,
                         view_extent_fn fn, void *user_data);
+    /* Optional (NULL: always pread): as view_read_segments, for zero-copy
+     * replies to large reads on plain sockets. */
+    int (*read_segments)(void *disk, uint64_t offset, uint64_t len, struct view_segments *out);
 };
 
 struct nbdsrv_export {

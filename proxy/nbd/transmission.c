@@ -11,6 +11,11 @@
  *   NBD_REPLY_TYPE_OFFSET_HOLE (no bytes read or sent for them). Nothing
  *   is queued until every read finished, so an error becomes a clean error
  *   chunk (structured) or an error with no payload (simple reply).
+ *   Reads of NBDSRV_SENDFILE_MIN or more on a plain socket ask the disk
+ *   where the bytes live instead (read_segments) and queue the files'
+ *   ranges, which io.c sends with sendfile: no copy of the payload in this
+ *   thread. Zero runs become hole chunks (a single data chunk from a
+ *   static zero buffer with DF or simple replies).
  * - Writes: a payload already in the receive buffer goes to the view from
  *   there; larger ones are read into their own buffer. A write that is
  *   refused (range, read-only, flags, too large) still has its payload
@@ -112,12 +117,82 @@ queue_hole_chunk(struct nbdsrv_conn *conn, const struct nbdsrv_request *req, boo
     nbdsrv_put_be32(p + NBD_CHUNK_HDR_LEN + 8, len);
 }
 
+/* Queue len zero bytes from a shared static buffer. */
+static void
+queue_zeros(struct nbdsrv_conn *conn, uint64_t len)
+{
+    static const uint8_t zeros[64 * 1024];
+
+    for (uint64_t n; len > 0; len -= n) {
+        n = MIN(len, (uint64_t)sizeof(zeros));
+        nbdsrv_io_put_ext(&conn->io, zeros, (size_t)n, NULL);
+    }
+}
+
+/* Zero-copy read (plain sockets, large reads): the disk says where the
+ * bytes live and the reply queue sends them with sendfile. Returns false
+ * when this read must take the copy path (nothing queued then). The disk
+ * has already answered by the time anything is queued, so an error is
+ * still a clean error reply; a file that fails while being sent ends the
+ * connection (io.c), as the header is already out. */
+static bool
+cmd_read_zero_copy(struct nbdsrv_conn *conn, const struct nbdsrv_request *req)
+{
+    const struct nbdsrv_export *exp = conn->exp;
+    struct view_segments segs;
+
+    if (conn->io.tls || !exp->ops->read_segments || req->length < NBDSRV_SENDFILE_MIN)
+        return false;
+    int rc = exp->ops->read_segments(exp->disk, req->offset, req->length, &segs);
+    if (rc == -E2BIG || rc == -ENOTSUP || rc == -EMFILE || rc == -ENFILE)
+        return false;
+    if (rc < 0) {
+        reply_errno(conn, req, rc);
+        return true;
+    }
+    /* One chunk (simple reply, or DF) carries every segment; otherwise
+     * each file segment is a data chunk and each zero run a hole chunk. */
+    bool one_chunk = !conn->structured || (req->flags & NBD_CMD_FLAG_DF);
+    if (!conn->structured) {
+        nbdsrv_encode_simple_reply(nbdsrv_io_put(&conn->io, NBD_SIMPLE_REPLY_LEN), 0, req->handle);
+    } else if (one_chunk) {
+        uint8_t *p = nbdsrv_io_put(&conn->io, NBD_CHUNK_HDR_LEN + 8);
+        nbdsrv_encode_chunk(p, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, req->handle,
+                            req->length + 8);
+        nbdsrv_put_be64(p + NBD_CHUNK_HDR_LEN, req->offset);
+    }
+    uint64_t pos = req->offset;
+    for (unsigned i = 0; i < segs.n; i++) {
+        struct view_segment *seg = &segs.seg[i];
+        bool done = i == segs.n - 1;
+        if (!one_chunk && seg->fd < 0) {
+            queue_hole_chunk(conn, req, done, pos, (uint32_t)seg->len);
+        } else if (!one_chunk) {
+            uint8_t *p = nbdsrv_io_put(&conn->io, NBD_CHUNK_HDR_LEN + 8);
+            nbdsrv_encode_chunk(p, done ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE_OFFSET_DATA,
+                                req->handle, (uint32_t)seg->len + 8);
+            nbdsrv_put_be64(p + NBD_CHUNK_HDR_LEN, pos);
+        }
+        if (seg->fd >= 0) {
+            nbdsrv_io_put_file(&conn->io, seg->fd, seg->file_offset, (size_t)seg->len);
+            seg->fd = -1; /* the queue owns it now */
+        } else if (one_chunk) {
+            queue_zeros(conn, seg->len);
+        }
+        pos += seg->len;
+    }
+    return true;
+}
+
 static void
 cmd_read(struct nbdsrv_conn *conn, const struct nbdsrv_request *req)
 {
     const struct nbdsrv_export *exp = conn->exp;
     struct nbdsrv_run runs[READ_MAX_RUNS];
     int n = 1;
+
+    if (cmd_read_zero_copy(conn, req))
+        return;
 
     runs[0] = (struct nbdsrv_run){.offset = req->offset, .len = req->length, .zero = false};
     if (conn->structured && !(req->flags & NBD_CMD_FLAG_DF) &&

@@ -26,8 +26,10 @@
  * consistent across counters.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "view.h"
 
@@ -282,6 +284,68 @@ view_pread(struct view *view, void *buf, size_t len, uint64_t offset)
     if (rc == 0)
         view_stat_add(&view->stats.read_bytes, len);
     return view_count(view, rc);
+}
+
+void
+view_segments_clear(struct view_segments *s)
+{
+    for (unsigned i = 0; i < s->n; i++) {
+        if (s->seg[i].fd >= 0)
+            close(s->seg[i].fd);
+        s->seg[i].fd = -1;
+    }
+    s->n = 0;
+}
+
+/* Under the gate: the current segments with borrowed descriptors. */
+static int
+view_segments_locked(struct view *view, uint64_t offset, uint64_t len, struct ov_segment *segs)
+{
+    if (view_detached(view))
+        return -EIO;
+    if (!view_range_ok(view, offset, len))
+        return -EINVAL;
+    if (view->ov != NULL)
+        return ov_overlay_read_segments(view->ov, offset, len, segs, VIEW_MAX_SEGMENTS);
+    if (len == 0)
+        return 0;
+    if (view->base->fd < 0)
+        return -ENOTSUP;
+    segs[0] = (struct ov_segment){.fd = view->base->fd, .file_offset = offset, .len = len};
+    return 1;
+}
+
+int
+view_read_segments(struct view *view, uint64_t offset, uint64_t len, struct view_segments *out)
+{
+    struct ov_segment segs[VIEW_MAX_SEGMENTS];
+    int rc;
+
+    out->n = 0;
+    view_rdlock(&view->gate);
+    rc = view_segments_locked(view, offset, len, segs);
+    /* Duplicates taken under the gate: a swap cannot close the files
+     * before we hold our own references to them. */
+    for (int i = 0; i < rc; i++) {
+        int fd = -1;
+        if (segs[i].fd >= 0 && (fd = fcntl(segs[i].fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+            rc = -errno;
+            break;
+        }
+        out->seg[out->n++] =
+            (struct view_segment){.fd = fd, .file_offset = segs[i].file_offset, .len = segs[i].len};
+    }
+    view_unlock(&view->gate);
+    if (rc < 0) {
+        view_segments_clear(out);
+        if (rc == -E2BIG || rc == -ENOTSUP || rc == -EMFILE || rc == -ENFILE)
+            return rc; /* not an I/O error: the caller reads with view_pread */
+        view_stat_add(&view->stats.read_ops, 1);
+        return view_count(view, rc);
+    }
+    view_stat_add(&view->stats.read_ops, 1);
+    view_stat_add(&view->stats.read_bytes, len);
+    return 0;
 }
 
 static unsigned

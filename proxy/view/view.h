@@ -71,6 +71,35 @@ int view_flush(struct view *view);
 int view_compare_and_write(struct view *view, const void *cmp, const void *data, size_t len,
                            uint64_t offset, unsigned flags, size_t *miscompare_offset);
 
+/* Zero-copy reads (sendfile): where the bytes of a range live, as file
+ * segments or zeros. Each file segment's fd is the caller's own duplicate
+ * (close it, or call view_segments_clear), so it stays valid after the call
+ * returns even if the view is frozen, reset or committed meanwhile; the
+ * gate is not held while the caller sends, so a client that stops reading
+ * never holds back a freeze. Serving the old overlay's bytes after a
+ * concurrent swap is right: the read was ordered before the swap, as if it
+ * had completed first. The bytes are read from the page cache when sent,
+ * so a write to the same range that the client issues before this read's
+ * reply arrives may be seen; only a concurrent, unordered write can do
+ * that, and for those any result is allowed (as on a disk). */
+#define VIEW_MAX_SEGMENTS 16u
+struct view_segment {
+    int fd; /* owned by the caller; -1: the bytes are zeros */
+    uint64_t file_offset;
+    uint64_t len;
+};
+struct view_segments {
+    unsigned n;
+    struct view_segment seg[VIEW_MAX_SEGMENTS];
+};
+/* Fills *out for [offset, offset+len). 0 or -errno: -E2BIG (more than
+ * VIEW_MAX_SEGMENTS pieces) and -ENOTSUP (the base has no local file) mean
+ * "use view_pread"; -EMFILE/-ENFILE likewise; else as view_pread. On error
+ * *out holds no descriptors. */
+int view_read_segments(struct view *view, uint64_t offset, uint64_t len, struct view_segments *out);
+/* Close every descriptor still in s (fd >= 0) and empty it. */
+void view_segments_clear(struct view_segments *s);
+
 /* Extents of [offset, offset+length): overlay data, overlay zeros, or base
  * (the latter split by the base's own data/zero extents when base_detail). */
 enum view_extent_kind {

@@ -1,6 +1,8 @@
 /* nbd-memdisk.c — see nbd-memdisk.h. */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
 
 #include "nbd-memdisk.h"
 
@@ -149,7 +151,62 @@ md_block_status(void *disk, uint64_t offset, uint64_t len, bool base_detail, vie
     return 0;
 }
 
+static bool
+md_is_zero(struct nbdt_disk *d, uint64_t pos)
+{
+    enum view_extent_kind k = d->state[pos / NBDT_GRANULE];
+    return k == VIEW_EXTENT_OVERLAY_ZERO || k == VIEW_EXTENT_BASE_ZERO;
+}
+
+/* Like view_read_segments: a copy of the range in a fresh memfd, one
+ * duplicate of it per data run, zero runs as fd -1; -E2BIG past
+ * VIEW_MAX_SEGMENTS runs (the server then takes the copy path). */
+static int
+md_read_segments(void *disk, uint64_t offset, uint64_t len, struct view_segments *out)
+{
+    struct nbdt_disk *d = disk;
+    int rc = 0;
+
+    out->n = 0;
+    if (!disk_range_ok(d, offset, len))
+        return -EINVAL;
+    int mfd = memfd_create("nbdt-read", MFD_CLOEXEC);
+    if (mfd < 0)
+        return -errno;
+    g_mutex_lock(&d->lock);
+    if (pwrite(mfd, d->data + offset, len, 0) != (ssize_t)len)
+        rc = -EIO;
+    for (uint64_t pos = offset, end = offset + len; rc == 0 && pos < end;) {
+        bool zero = md_is_zero(d, pos);
+        uint64_t run_end = MIN((pos / NBDT_GRANULE + 1) * NBDT_GRANULE, end);
+        while (run_end < end && md_is_zero(d, run_end) == zero)
+            run_end = MIN(run_end + NBDT_GRANULE, end);
+        if (out->n == VIEW_MAX_SEGMENTS) {
+            rc = -E2BIG;
+            break;
+        }
+        int fd = zero ? -1 : dup(mfd);
+        if (!zero && fd < 0) {
+            rc = -errno;
+            break;
+        }
+        out->seg[out->n++] =
+            (struct view_segment){.fd = fd, .file_offset = pos - offset, .len = run_end - pos};
+        pos = run_end;
+    }
+    g_mutex_unlock(&d->lock);
+    close(mfd);
+    if (rc < 0) {
+        for (unsigned i = 0; i < out->n; i++)
+            if (out->seg[i].fd >= 0)
+                close(out->seg[i].fd);
+        out->n = 0;
+    }
+    return rc;
+}
+
 static const struct nbdsrv_disk_ops md_ops = {
+    .read_segments = md_read_segments,
     .pread = md_pread,
     .pwrite = md_pwrite,
     .zero = md_zero,

@@ -64,6 +64,27 @@ teardown(struct fixture *f, gconstpointer data)
     ovt_tmpdir_free(f->dir);
 }
 
+/* Read [off, off+len) through ov_overlay_read_segments into buf. */
+static void
+read_segments(struct fixture *f, uint8_t *buf, uint64_t len, uint64_t off)
+{
+    enum { MAX = 1024 };
+    g_autofree struct ov_segment *segs = g_new(struct ov_segment, MAX);
+    int n = ov_overlay_read_segments(f->ov, off, len, segs, MAX);
+    uint64_t done = 0;
+
+    g_assert_cmpint(n, >=, len > 0 ? 1 : 0);
+    for (int i = 0; i < n; i++) {
+        if (segs[i].fd < 0)
+            memset(buf + done, 0, segs[i].len);
+        else
+            g_assert_cmpint(pread(segs[i].fd, buf + done, segs[i].len, (off_t)segs[i].file_offset),
+                            ==, (ssize_t)segs[i].len);
+        done += segs[i].len;
+    }
+    g_assert_cmpuint(done, ==, len);
+}
+
 static void
 verify(struct fixture *f)
 {
@@ -79,7 +100,13 @@ verify(struct fixture *f)
         size_t n = (size_t)MIN((uint64_t)sizeof(small), f->size - off);
         g_assert_cmpint(ov_overlay_pread(f->ov, small, n, off), ==, 0);
         g_assert_cmpmem(small, n, f->ref + off, n);
+        read_segments(f, small, n, off);
+        g_assert_cmpmem(small, n, f->ref + off, n);
     }
+    /* The same bytes described as file segments (zero-copy senders). */
+    memset(buf, 0xee, f->size);
+    read_segments(f, buf, f->size, 0);
+    g_assert_cmpmem(buf, f->size, f->ref, f->size);
 }
 
 static void
@@ -126,6 +153,32 @@ test_merged(struct fixture *f, gconstpointer data)
     g_assert_true(ov_overlay_close(f->ov, NULL));
     f->ov = open_ov(f, 0);
     verify(f);
+}
+
+/* read_segments refusals: too many runs for the array, a base without a
+ * local file, a bad range. */
+static void
+test_segments_limits(struct fixture *f, gconstpointer data)
+{
+    struct ov_segment segs[4];
+    int base_fd = f->base->fd;
+
+    do_write(f, 4096, 4096, 1);
+    do_zero(f, 3 * 4096, 4096);
+    g_assert_cmpint(ov_overlay_read_segments(f->ov, 0, 4 * 4096, segs, 3), ==, -E2BIG);
+    g_assert_cmpint(ov_overlay_read_segments(f->ov, 0, 4 * 4096, segs, 4), ==, 4);
+    g_assert_true(segs[0].fd == base_fd && segs[0].file_offset == 0 && segs[0].len == 4096);
+    g_assert_true(segs[1].fd == f->ov->fd && segs[1].len == 4096);
+    g_assert_cmpuint(segs[1].file_offset, ==, f->ov->hdr.data_offset + 4096);
+    g_assert_true(segs[2].fd == base_fd && segs[2].file_offset == 2 * 4096);
+    g_assert_true(segs[3].fd == -1 && segs[3].len == 4096);
+    g_assert_cmpint(ov_overlay_read_segments(f->ov, 0, 0, segs, 4), ==, 0);
+    g_assert_cmpint(ov_overlay_read_segments(f->ov, f->size, 1, segs, 4), ==, -EINVAL);
+    /* a base with no local file: only its BASE runs are refused */
+    f->base->fd = -1;
+    g_assert_cmpint(ov_overlay_read_segments(f->ov, 0, 4096, segs, 4), ==, -ENOTSUP);
+    g_assert_cmpint(ov_overlay_read_segments(f->ov, 4096, 4096, segs, 4), ==, 1);
+    f->base->fd = base_fd;
 }
 
 static void
@@ -463,6 +516,7 @@ main(int argc, char **argv)
     ADD("sectors-4k", test_granules, NULL);
     ADD("sectors-1m", test_granules, GUINT_TO_POINTER(1u << 20));
     ADD("block-status", test_block_status, NULL);
+    ADD("segments-limits", test_segments_limits, NULL);
     ADD("info-space", test_info_space, NULL);
     ADD("lock", test_lock, NULL);
     ADD("wrong-base", test_wrong_base, NULL);

@@ -395,6 +395,93 @@ struct extents {
     GString *log;
 };
 
+/* Read [offset, offset+len) through the segments of s into buf. */
+static void
+read_through_segments(const struct view_segments *s, uint8_t *buf, uint64_t len)
+{
+    uint64_t done = 0;
+
+    for (unsigned i = 0; i < s->n; i++) {
+        const struct view_segment *seg = &s->seg[i];
+        if (seg->fd < 0)
+            memset(buf + done, 0, seg->len);
+        else
+            g_assert_cmpint(pread(seg->fd, buf + done, seg->len, (off_t)seg->file_offset), ==,
+                            (ssize_t)seg->len);
+        done += seg->len;
+    }
+    g_assert_cmpuint(done, ==, len);
+}
+
+/* Zero-copy reads: segments describe the same bytes as view_pread (base,
+ * overlay data, zeros), their descriptors outlive a swap of the overlay
+ * (the old bytes stay readable), and the fallbacks are reported. */
+static void
+test_read_segments(struct fixture *f, gconstpointer data)
+{
+    enum { LEN = 256 * 1024 };
+    g_autofree uint8_t *want = g_malloc(LEN), *got = g_malloc(LEN), *ones = g_malloc(LEN);
+    struct view_segments s, s2;
+    struct ov_overlay *old = NULL;
+    struct view_stats st;
+    uint64_t off = DISK_SIZE - LEN; /* ends in the base's hole */
+
+    memset(ones, 1, LEN);
+    g_assert_cmpint(view_pwrite(f->view, ones, 10000, off + 5000, 0), ==, 0);
+    g_assert_cmpint(view_zero(f->view, off + 3 * GRANULE, 4 * GRANULE, 0), ==, 0);
+    g_assert_cmpint(view_pread(f->view, want, LEN, off), ==, 0);
+    g_assert_cmpint(view_read_segments(f->view, off, LEN, &s), ==, 0);
+    g_assert_cmpuint(s.n, >=, 4); /* base, data, zeros, data, base (+ hole) */
+    g_assert_cmpint(s.seg[0].fd, >=, 0);
+    read_through_segments(&s, got, LEN);
+    g_assert_cmpmem(got, LEN, want, LEN);
+
+    /* a swap (online reset) while the reply would still be in flight */
+    g_assert_cmpint(view_freeze(f->view), ==, 0);
+    view_swap_overlay(f->view, new_overlay(f), &old);
+    view_thaw(f->view);
+    g_assert_true(ov_overlay_close(old, NULL));
+    read_through_segments(&s, got, LEN);
+    g_assert_cmpmem(got, LEN, want, LEN);
+    view_segments_clear(&s);
+    g_assert_cmpuint(s.n, ==, 0);
+    /* the new overlay is empty: one base segment */
+    g_assert_cmpint(view_read_segments(f->view, 0, LEN, &s2), ==, 0);
+    g_assert_cmpuint(s2.n, ==, 1);
+    read_through_segments(&s2, got, LEN);
+    for (size_t i = 0; i < LEN; i++)
+        g_assert_cmpuint(got[i], ==, pattern(i));
+    view_segments_clear(&s2);
+
+    /* more than VIEW_MAX_SEGMENTS runs: the caller is told to copy */
+    for (uint64_t g = 0; g < 2 * VIEW_MAX_SEGMENTS; g += 2)
+        g_assert_cmpint(view_zero(f->view, g * GRANULE, GRANULE, 0), ==, 0);
+    g_assert_cmpint(view_read_segments(f->view, 0, LEN, &s2), ==, -E2BIG);
+    g_assert_cmpuint(s2.n, ==, 0);
+    g_assert_cmpint(view_read_segments(f->view, DISK_SIZE, 1, &s2), ==, -EINVAL);
+    g_assert_cmpint(view_read_segments(f->view, 0, 0, &s2), ==, 0);
+    g_assert_cmpuint(s2.n, ==, 0);
+    view_get_stats(f->view, &st);
+    g_assert_cmpuint(st.errors, ==, 1); /* only the bad range */
+}
+
+/* An image view has no overlay: one segment of the base file. */
+static void
+test_read_segments_image(struct fixture *f, gconstpointer data)
+{
+    struct view *img = view_new_base(f->base, "lab", 3);
+    struct view_segments s;
+    uint8_t buf[8192];
+
+    g_assert_cmpint(view_read_segments(img, 100, sizeof(buf), &s), ==, 0);
+    g_assert_cmpuint(s.n, ==, 1);
+    read_through_segments(&s, buf, sizeof(buf));
+    for (size_t i = 0; i < sizeof(buf); i++)
+        g_assert_cmpuint(buf[i], ==, pattern(100 + i));
+    view_segments_clear(&s);
+    view_unref(img);
+}
+
 static bool
 extent_cb(uint64_t offset, uint64_t length, enum view_extent_kind kind, void *user_data)
 {
@@ -453,5 +540,7 @@ main(int argc, char **argv)
     ADD("/view/freeze-swap-thaw", test_freeze_swap);
     ADD("/view/no-starvation", test_no_starvation);
     ADD("/view/block-status", test_block_status);
+    ADD("/view/read-segments", test_read_segments);
+    ADD("/view/read-segments-image", test_read_segments_image);
     return g_test_run();
 }
