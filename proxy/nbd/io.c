@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -63,6 +64,8 @@ nbdsrv_io_discard(struct nbdsrv_io *io)
         g_free(seg->owned);
         if (seg->file_fd >= 0)
             close(seg->file_fd);
+        if (seg->map)
+            munmap(seg->map, seg->map_len);
     }
     g_array_set_size(io->oq, 0);
     g_byte_array_set_size(io->obuf, 0);
@@ -352,19 +355,48 @@ send_file_seg(struct nbdsrv_io *io, const struct nbdsrv_oseg *seg, size_t skip)
     return 0;
 }
 
+/* Map the queued file segments (read-only, shared, pages populated), so
+ * that they go out in the same sendmsg() as the headers around them: the
+ * page cache is copied once, into the socket. (sendfile also avoids that
+ * copy, but on loopback its splice loop of 64 KiB pieces, each taking the
+ * socket lock and pushing, cost more than the copy saved: ~8% less
+ * throughput for 1 MiB reads here.) The files never shrink while served:
+ * overlays are created at full size, base generations are immutable.
+ * A segment that cannot be mapped is sent with sendfile. */
+static void
+map_file_segs(struct nbdsrv_io *io)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+    for (guint i = 0; i < io->oq->len; i++) {
+        struct nbdsrv_oseg *seg = &g_array_index(io->oq, struct nbdsrv_oseg, i);
+        if (seg->file_fd < 0 || seg->ext != NULL || seg->len == 0)
+            continue;
+        size_t delta = (size_t)(seg->file_off % page);
+        size_t len = seg->len + delta;
+        void *p = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, seg->file_fd,
+                       (off_t)(seg->file_off - delta));
+        if (p == MAP_FAILED)
+            continue;
+        seg->map = p;
+        seg->map_len = len;
+        seg->ext = (const uint8_t *)p + delta;
+    }
+}
+
 /* Memory segments go out with sendmsg, up to IO_IOV_BATCH at once (with
- * MSG_MORE when a file segment follows, so a reply header and its data
- * share packets); file segments with sendfile, so their bytes go from the
- * page cache to the socket without a copy in this thread. */
+ * MSG_MORE when an unmapped file segment follows, so a reply header and
+ * its data share packets); such file segments with sendfile. */
 static int
 flush_plain(struct nbdsrv_io *io)
 {
     guint i = 0;
     size_t skip = 0; /* bytes of oq[i] already sent */
 
+    map_file_segs(io);
     while (i < io->oq->len) {
         const struct nbdsrv_oseg *first = &g_array_index(io->oq, struct nbdsrv_oseg, i);
-        if (first->file_fd >= 0) {
+        if (first->file_fd >= 0 && first->ext == NULL) {
             int err = send_file_seg(io, first, skip);
             if (err < 0)
                 return err;
@@ -377,7 +409,7 @@ flush_plain(struct nbdsrv_io *io)
         bool more = false;
         for (guint j = i; j < io->oq->len && n < IO_IOV_BATCH; j++, n++) {
             const struct nbdsrv_oseg *seg = &g_array_index(io->oq, struct nbdsrv_oseg, j);
-            if (seg->file_fd >= 0) {
+            if (seg->file_fd >= 0 && seg->ext == NULL) {
                 more = true;
                 break;
             }

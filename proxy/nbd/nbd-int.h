@@ -140,8 +140,11 @@ struct nbdsrv_oseg {
     size_t len;
     void *owned; /* g_free()d once sent (or dropped) */
     int file_fd; /* >= 0: the bytes are len bytes of this file at file_off
-                  * (sent with sendfile, closed once sent or dropped) */
+                  * (mapped at send time, or sent with sendfile; closed once
+                  * sent or dropped) */
     uint64_t file_off;
+    void *map; /* the mapping ext points into, unmapped once sent or dropped */
+    size_t map_len;
 };
 
 struct nbdsrv_io {
@@ -187,8 +190,9 @@ int nbdsrv_io_skip(struct nbdsrv_io *io, uint64_t len);
 uint8_t *nbdsrv_io_put(struct nbdsrv_io *io, size_t n);
 /* Queue len external bytes; owned (may be NULL) is g_free()d after sending. */
 void nbdsrv_io_put_ext(struct nbdsrv_io *io, const void *p, size_t len, void *owned);
-/* Queue len bytes of file fd at file_off, sent with sendfile (plain
- * sockets only). Takes fd: it is closed once sent or dropped. */
+/* Queue len bytes of file fd at file_off, sent without a copy in this
+ * thread (plain sockets; over TLS they are read into memory). Takes fd: it
+ * is closed once sent or dropped. */
 void nbdsrv_io_put_file(struct nbdsrv_io *io, int fd, uint64_t file_off, size_t len);
 /* Send everything queued. 0 or -errno. */
 int nbdsrv_io_flush(struct nbdsrv_io *io);
