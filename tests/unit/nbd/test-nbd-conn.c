@@ -2,10 +2,12 @@
  * to end over a socketpair against in-memory disks (nbd-memdisk.c):
  * libnbd as the well-behaved client, raw bytes for malformed peers. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -471,6 +473,57 @@ test_read_zero_copy(gconstpointer structured_p)
     g_assert_cmpmem(buf, 262144, e->exports->c1->data + 262144, 262144);
     client_close(&c);
     env_free(e);
+}
+
+static gpointer
+io_flush_thread(gpointer io)
+{
+    return GINT_TO_POINTER(nbdsrv_io_flush(io));
+}
+
+/* The reply queue on its own: file segments between memory segments come
+ * out in order with the right bytes (from an unaligned file offset), and a
+ * dropped queue closes the descriptors it owns. */
+static void
+test_io_file_segments(void)
+{
+    enum { FLEN = 300000, OFF = 4097, LEN = 250000 };
+    g_autofree uint8_t *content = g_malloc(FLEN);
+    g_autofree uint8_t *got = g_malloc(LEN + 16);
+    struct nbdsrv_io io;
+    int sv[2], mfd = memfd_create("io-test", MFD_CLOEXEC);
+    size_t have = 0;
+
+    g_assert_cmpint(mfd, >=, 0);
+    for (size_t i = 0; i < FLEN; i++)
+        content[i] = (uint8_t)(i * 13 + i / 1000);
+    g_assert_cmpint(pwrite(mfd, content, FLEN, 0), ==, FLEN);
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    nbdsrv_io_init(&io, sv[0]);
+    memcpy(nbdsrv_io_put(&io, 3), "HDR", 3);
+    nbdsrv_io_put_file(&io, dup(mfd), OFF, LEN);
+    memcpy(nbdsrv_io_put(&io, 4), "TAIL", 4);
+    /* the peer reads while we send: the socket buffer is smaller */
+    GThread *t = g_thread_new("io-send", io_flush_thread, &io);
+    while (have < LEN + 7) {
+        ssize_t r = read(sv[1], got + have, LEN + 16 - have);
+        g_assert_cmpint(r, >, 0);
+        have += (size_t)r;
+    }
+    g_assert_cmpint(GPOINTER_TO_INT(g_thread_join(t)), ==, 0);
+    g_assert_cmpuint(have, ==, LEN + 7);
+    g_assert_cmpmem(got, 3, "HDR", 3);
+    g_assert_cmpmem(got + 3, LEN, content + OFF, LEN);
+    g_assert_cmpmem(got + 3 + LEN, 4, "TAIL", 4);
+
+    int fd = dup(mfd);
+    nbdsrv_io_put_file(&io, fd, 0, 10);
+    nbdsrv_io_discard(&io);
+    g_assert_cmpint(fcntl(fd, F_GETFD), ==, -1);
+    nbdsrv_io_clear(&io);
+    close(sv[0]);
+    close(sv[1]);
+    close(mfd);
 }
 
 static int
@@ -1007,6 +1060,7 @@ main(int argc, char **argv)
                          test_read_zero_copy);
     g_test_add_data_func("/nbd/conn/read-zero-copy/simple", GINT_TO_POINTER(0),
                          test_read_zero_copy);
+    g_test_add_func("/nbd/conn/io-file-segments", test_io_file_segments);
     g_test_add_func("/nbd/conn/options", test_options);
     g_test_add_func("/nbd/conn/tls-psk", test_tls_psk);
     g_test_add_func("/nbd/conn/raw-handshake", test_raw_handshake);
