@@ -64,7 +64,16 @@ view_disk_block_status(void *disk, uint64_t offset, uint64_t len, bool base_deta
     return view_block_status(disk, offset, len, base_detail, fn, user_data);
 }
 
+/* Large reads: where the bytes live, so the reply can carry them without a
+ * copy through a buffer (docs/nbd.md "Zero-copy reads"). */
+static int
+view_disk_read_segments(void *disk, uint64_t offset, uint64_t len, struct view_segments *out)
+{
+    return view_read_segments(disk, offset, len, out);
+}
+
 static const struct nbdsrv_disk_ops view_disk_ops = {
+    .read_segments = view_disk_read_segments,
     .pread = view_disk_pread,
     .pwrite = view_disk_pwrite,
     .zero = view_disk_zero,
