@@ -48,7 +48,12 @@ enum nbdsrv_error_code {
 #define NBDSRV_RBUF_SIZE (256u * 1024)         /* receive buffer */
 #define NBDSRV_OQ_FLUSH_BYTES (256u * 1024)    /* send queued replies beyond this */
 #define NBDSRV_HOLE_MIN_READ (64u * 1024)      /* reads this large look for holes */
-#define NBDSRV_SENDFILE_MIN (64u * 1024)       /* reads this large are sent zero-copy */
+/* Reads this large are sent zero-copy. Below it the copy path wins: each
+ * zero-copy read maps and unmaps its pages, and with many connection
+ * threads the unmap's TLB shootdowns cost more than the copy saved
+ * (32 clients reading 64 KiB: 2.15 GB/s zero-copy at a 64 KiB threshold
+ * vs 4.13 GB/s with this one; 1 MiB reads unchanged at ~3.5 GB/s). */
+#define NBDSRV_SENDFILE_MIN (256u * 1024)
 #define NBDSRV_HANDSHAKE_TIMEOUT_MS 60000u     /* a silent peer in negotiation is dropped */
 
 /* ---- metadata contexts (meta.c) ---- */
