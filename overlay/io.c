@@ -46,45 +46,44 @@ check_range(struct ov_overlay *ov, uint64_t offset, uint64_t len)
     return 0;
 }
 
-void
-ov_stripes_lock(struct ov_overlay *ov, uint64_t g0, uint64_t g1)
+/* Apply op to every stripe mutex covering granules [g0, g1), in ascending
+ * stripe order (so two lockers never deadlock): the granules' chunks map to
+ * one run of stripes, or two when the run wraps past the last stripe, or to
+ * all of them. */
+static void
+stripes_apply(struct ov_overlay *ov, uint64_t g0, uint64_t g1, int (*op)(pthread_mutex_t *))
 {
     uint64_t c0 = g0 >> OV_STRIPE_SHIFT, c1 = (g1 - 1) >> OV_STRIPE_SHIFT;
     unsigned s0 = (unsigned)(c0 % OV_STRIPES), s1 = (unsigned)(c1 % OV_STRIPES);
+    unsigned lo_end, hi_start; /* stripes [0, lo_end) and [hi_start, OV_STRIPES) */
 
-    /* Always in ascending stripe order, so two lockers never deadlock. */
     if (c1 - c0 + 1 >= OV_STRIPES) {
-        for (unsigned s = 0; s < OV_STRIPES; s++)
-            pthread_mutex_lock(&ov->stripes[s]);
+        lo_end = OV_STRIPES;
+        hi_start = OV_STRIPES;
     } else if (s0 <= s1) {
         for (unsigned s = s0; s <= s1; s++)
-            pthread_mutex_lock(&ov->stripes[s]);
+            op(&ov->stripes[s]);
+        return;
     } else {
-        for (unsigned s = 0; s <= s1; s++)
-            pthread_mutex_lock(&ov->stripes[s]);
-        for (unsigned s = s0; s < OV_STRIPES; s++)
-            pthread_mutex_lock(&ov->stripes[s]);
+        lo_end = s1 + 1;
+        hi_start = s0;
     }
+    for (unsigned s = 0; s < lo_end; s++)
+        op(&ov->stripes[s]);
+    for (unsigned s = hi_start; s < OV_STRIPES; s++)
+        op(&ov->stripes[s]);
+}
+
+void
+ov_stripes_lock(struct ov_overlay *ov, uint64_t g0, uint64_t g1)
+{
+    stripes_apply(ov, g0, g1, pthread_mutex_lock);
 }
 
 void
 ov_stripes_unlock(struct ov_overlay *ov, uint64_t g0, uint64_t g1)
 {
-    uint64_t c0 = g0 >> OV_STRIPE_SHIFT, c1 = (g1 - 1) >> OV_STRIPE_SHIFT;
-    unsigned s0 = (unsigned)(c0 % OV_STRIPES), s1 = (unsigned)(c1 % OV_STRIPES);
-
-    if (c1 - c0 + 1 >= OV_STRIPES) {
-        for (unsigned s = 0; s < OV_STRIPES; s++)
-            pthread_mutex_unlock(&ov->stripes[s]);
-    } else if (s0 <= s1) {
-        for (unsigned s = s0; s <= s1; s++)
-            pthread_mutex_unlock(&ov->stripes[s]);
-    } else {
-        for (unsigned s = 0; s <= s1; s++)
-            pthread_mutex_unlock(&ov->stripes[s]);
-        for (unsigned s = s0; s < OV_STRIPES; s++)
-            pthread_mutex_unlock(&ov->stripes[s]);
-    }
+    stripes_apply(ov, g0, g1, pthread_mutex_unlock);
 }
 
 int
