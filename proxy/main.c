@@ -44,6 +44,7 @@
 #include "iscsit.h"
 #include "nbdsrv.h"
 #include "net.h"
+#include "rxpoll.h"
 #include "reg.h"
 #include "store.h"
 
@@ -308,6 +309,7 @@ main_reload(void *user_data, GError **error)
         g_message("listen addresses change only on restart");
     cfg_unref(old);
     main_set_log_level(cfg->log_level);
+    net_rxpoll_set_us((unsigned)cfg->busy_poll_us);
     reg_set_cfg(d->reg, cfg);
     cfg_unref(cfg);
     g_message("configuration reloaded from %s", d->opts->config ? d->opts->config : "defaults");
@@ -677,6 +679,7 @@ main(int argc, char **argv)
         return 0;
     }
     main_set_log_level(cfg->log_level);
+    net_rxpoll_set_us((unsigned)cfg->busy_poll_us);
     main_raise_nofile();
     if (!main_setup(&d, cfg, &err)) {
         g_critical("%s", err->message);

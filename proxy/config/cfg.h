@@ -52,6 +52,7 @@ struct cfg {
     char *discovery_mutual_chap_user, *discovery_mutual_chap_secret;
     int nop_interval_s;      /* NOP-In ping of idle initiators; 0 = off (default 5) */
     int nop_timeout_s;       /* drop the connection after no answer (default 30) */
+    int busy_poll_us;        /* receive polling window, 0..1000 (default 50; docs/concurrency.md) */
     char *log_level;         /* "error".."debug" */
     /* NBD TLS */
     char *tls_cert, *tls_key, *tls_ca; /* X.509 PEM files */

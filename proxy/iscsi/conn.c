@@ -141,9 +141,7 @@ iscsit_conn_fill(struct iscsit_conn *conn, int timeout_ms, bool *timed_out)
         if (!iscsit_tx_flush(conn))
             return -1;
         conn_set_rcvtimeo(conn, timeout_ms);
-        do {
-            n = recv(conn->fd, p, avail, 0);
-        } while (n < 0 && errno == EINTR);
+        n = net_recv_polled(conn->fd, p, avail, 0, &conn->rxpoll);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             *timed_out = true;
             return 0;

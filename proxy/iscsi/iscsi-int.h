@@ -28,6 +28,7 @@
 #include "pdu.h"
 #include "reg.h"
 #include "rx.h"
+#include "rxpoll.h"
 #include "sdev.h"
 
 #define ISCSIT_CMDSN_WINDOW 128u /* MaxCmdSN = ExpCmdSN + window - 1 - waiting tasks */
@@ -155,6 +156,7 @@ struct iscsit_conn {
     char *local;       /* our address:port on this connection, for SendTargets */
     gint64 started_us; /* accepted (monotonic): the login must end 30 s later */
     bool rx_drained;   /* the last read did not fill the buffer: socket empty then */
+    struct net_rxpoll rxpoll; /* busy-polling before blocking receives */
     int rcvtimeo_ms;   /* SO_RCVTIMEO in force (0 = none) */
     enum iscsit_conn_state state;
     uint16_t cid;

@@ -25,6 +25,7 @@
 #include <gnutls/gnutls.h>
 
 #include "nbd-int.h"
+#include "rxpoll.h"
 
 #define IO_IOV_BATCH 64
 #define IO_TLS_CORK_MAX (64u * 1024)
@@ -120,9 +121,7 @@ io_recv(struct nbdsrv_io *io, void *buf, size_t len)
             if (err < 0)
                 return err;
         }
-        do
-            r = recv(io->fd, buf, len, 0);
-        while (r < 0 && errno == EINTR);
+        r = net_recv_polled(io->fd, buf, len, 0, &io->rxpoll);
         if (r < 0)
             return -errno;
     }

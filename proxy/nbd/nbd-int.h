@@ -26,6 +26,7 @@
 #include "nbdsrv.h"
 #include "cfg.h"
 #include "view.h"
+#include "rxpoll.h"
 
 /* Setup errors (TLS credentials, configuration). */
 #define NBDSRV_ERROR (nbdsrv_error_quark())
@@ -162,6 +163,7 @@ struct nbdsrv_io {
     size_t oq_bytes;
     unsigned batch; /* requests answered since the last send (transmission counts) */
     uint64_t rx_bytes, tx_bytes;
+    struct net_rxpoll rxpoll; /* busy-polling before blocking receives */
     uint8_t *tls_pre; /* raw bytes received before STARTTLS took over */
     size_t tls_pre_len, tls_pre_pos;
 };

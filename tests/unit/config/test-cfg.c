@@ -54,6 +54,7 @@ test_defaults(void)
     g_assert_false(cfg->require_chap);
     g_assert_cmpint(cfg->nop_interval_s, ==, 5);
     g_assert_cmpint(cfg->nop_timeout_s, ==, 30);
+    g_assert_cmpint(cfg->busy_poll_us, ==, 50);
     g_assert_cmpstr(cfg->log_level, ==, "message");
     g_assert_null(cfg_get_image(cfg, "lab"));
     g_assert_null(cfg_get_client(cfg, "pc01"));
@@ -72,6 +73,7 @@ static const char full_config[] = "# every key once\n"
                                   "require-chap=true\n"
                                   "nop-interval=0\n"
                                   "nop-timeout=60\n"
+                                  "busy-poll-us=0\n"
                                   "log-level=debug\n"
                                   "tls-cert=/etc/ovgate/cert.pem\n"
                                   "tls-key=/etc/ovgate/key.pem\n"
@@ -114,6 +116,7 @@ test_full(void)
     g_assert_cmpstr(cfg->target_alias, ==, "Lab gateway");
     g_assert_true(cfg->require_chap);
     g_assert_cmpint(cfg->nop_interval_s, ==, 0);
+    g_assert_cmpint(cfg->busy_poll_us, ==, 0);
     g_assert_cmpint(cfg->nop_timeout_s, ==, 60);
     g_assert_cmpstr(cfg->log_level, ==, "debug");
     g_assert_cmpstr(cfg->tls_ca, ==, "/etc/ovgate/ca.pem");
@@ -244,6 +247,8 @@ test_bad_values(void)
     assert_refused("[ovgated]\nnop-interval=five\n", "[ovgated]:nop-interval", "whole number");
     assert_refused("[ovgated]\nnop-interval=-1\n", "nop-interval", "0 to 3600");
     assert_refused("[ovgated]\nnop-timeout=0\n", "nop-timeout", "1 to 3600");
+    assert_refused("[ovgated]\nbusy-poll-us=1001\n", "[ovgated]:busy-poll-us", "0 to 1000");
+    assert_refused("[ovgated]\nbusy-poll-us=-5\n", "busy-poll-us", "0 to 1000");
     assert_refused("[ovgated]\nnop-timeout=99999999999999999999\n", "nop-timeout", NULL);
     assert_refused("[ovgated]\nlog-level=verbose\n", "[ovgated]:log-level", "verbose");
     assert_refused("[ovgated]\nlisten-iscsi=1.2.3.4:99999\n", "[ovgated]:listen-iscsi", "port");
