@@ -3,6 +3,7 @@
  * Implementations live in proxy/base/. */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <glib.h>
 
 #include "ov-base.h"
@@ -18,6 +19,8 @@ ov_base_init(struct ov_base *base, const struct ov_base_ops *ops, uint64_t size,
     base->refcount = 1;
     base->has_id = false;
     memset(&base->id, 0, sizeof(base->id));
+    base->map = NULL;
+    base->map_failed = false;
 }
 
 void
@@ -44,10 +47,37 @@ ov_base_unref(struct ov_base *base)
         return;
     if (__atomic_sub_fetch(&base->refcount, 1, __ATOMIC_ACQ_REL) != 0)
         return;
+    if (base->map != NULL)
+        munmap(base->map, (size_t)base->size);
     /* destroy frees the struct; the description is ours to free. */
     description = base->description;
     base->ops->destroy(base);
     g_free(description);
+}
+
+const uint8_t *
+ov_base_map(struct ov_base *base)
+{
+    void *p = __atomic_load_n(&base->map, __ATOMIC_ACQUIRE);
+    void *expected = NULL;
+
+    if (p != NULL)
+        return p;
+    if (base->fd < 0 || base->size == 0 || base->size > SIZE_MAX ||
+        __atomic_load_n(&base->map_failed, __ATOMIC_RELAXED))
+        return NULL;
+    p = mmap(NULL, (size_t)base->size, PROT_READ, MAP_SHARED, base->fd, 0);
+    if (p == MAP_FAILED) {
+        __atomic_store_n(&base->map_failed, true, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    /* Two first users may race: one mapping wins, the other is dropped. */
+    if (!__atomic_compare_exchange_n(&base->map, &expected, p, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        munmap(p, (size_t)base->size);
+        return expected;
+    }
+    return p;
 }
 
 int

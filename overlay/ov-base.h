@@ -78,6 +78,10 @@ struct ov_base {
      * ov_overlay_open compares the full identity when has_id, else the size. */
     bool has_id;
     struct ov_base_id id;
+    /* Whole-file read-only mapping of fd, made by ov_base_map on first use
+     * (NULL until then), unmapped by the last unref. */
+    void *map;
+    bool map_failed;
 };
 
 /* Initialise the common fields of a freshly allocated base (refcount 1).
@@ -90,6 +94,13 @@ OV_PUBLIC struct ov_base *ov_base_ref(struct ov_base *base);
 /* Accepts NULL. */
 OV_PUBLIC void ov_base_unref(struct ov_base *base);
 
+/* The whole local file (fd >= 0) as one read-only shared mapping, made once
+ * and kept until the last unref, or NULL (no local file, or mapping failed).
+ * For zero-copy sends of base bytes: a generation never changes and is never
+ * truncated while served, so the mapping stays valid; hand its bytes to
+ * send calls only (a disk read error while touching them is SIGBUS in user
+ * code, an error code in the kernel). Thread-safe. */
+OV_PUBLIC const uint8_t *ov_base_map(struct ov_base *base);
 /* Convenience wrappers that dispatch through ops. */
 OV_PUBLIC int ov_base_pread(struct ov_base *base, void *buf, size_t len, uint64_t offset);
 /* Falls back to one OV_BASE_DATA extent when the base has no block_status. */

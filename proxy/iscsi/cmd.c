@@ -110,7 +110,14 @@ cmd_tx_data_in(struct iscsit_conn *conn, struct iscsit_task *task, uint32_t len,
     uint8_t *data = cmd->data_in;
     bool collapse = cmd->status == SDEV_STATUS_GOOD || cmd->status == SDEV_STATUS_CONDITION_MET;
     uint32_t off = 0, data_sn = 0, seq_left = p->max_burst_length;
+    bool mapped = cmd->data_in_map.data != NULL;
 
+    /* The queue takes the data: a mapping is unmapped, a buffer freed,
+     * once the PDUs pointing into it are sent. */
+    if (mapped) {
+        iscsit_tx_own_map(conn, &cmd->data_in_map);
+        memset(&cmd->data_in_map, 0, sizeof(cmd->data_in_map));
+    }
     cmd->data_in = NULL;
     cmd->data_in_len = 0;
     while (off < len) {
@@ -138,10 +145,10 @@ cmd_tx_data_in(struct iscsit_conn *conn, struct iscsit_task *task, uint32_t len,
         }
         iscsit_bhs_set32(&h, ISCSIT_OFF_DATASN, data_sn++);
         iscsit_bhs_set32(&h, ISCSIT_OFF_BUFOFF, off);
-        iscsit_tx_pdu(conn, &h, data + off, n, last ? data : NULL);
+        iscsit_tx_pdu(conn, &h, data + off, n, last && !mapped ? data : NULL);
         off += n;
     }
-    if (len == 0)
+    if (len == 0 && !mapped)
         g_free(data);
     if (!collapse || len == 0)
         cmd_tx_response(conn, task, res_flags, residual, data_sn);
@@ -320,6 +327,11 @@ iscsit_rx_scsi_cmd(struct iscsit_conn *conn, const struct iscsit_pdu *pdu)
     }
     task->cmd.task_attr = (enum sdev_task_attr)(flags & ISCSIT_CMD_ATTR_MASK);
     task->cmd.expected_len = task->edtl;
+    /* Large reads go out from a mapping of the disk's pages, without a copy
+     * through a buffer. Not with DataDigest: the CRC would be computed by
+     * touching those pages ourselves, where a disk read error is a SIGBUS,
+     * not an error code (view.h). */
+    task->cmd.data_in_map_ok = !conn->rx.lim.data_digest;
     task->lun_ok = iscsit_lun_decode(task->lun_raw, &lun) && lun == 0;
     task->cmd.lun = task->lun_ok ? 0 : lun;
     if (rbit && wbit) {

@@ -114,6 +114,7 @@ enum iscsit_conn_state {
 struct iscsit_tx {
     GArray *iov;      /* struct iovec */
     GPtrArray *owned; /* buffers freed after the queue is sent */
+    GArray *maps;     /* struct view_map: unmapped after the queue is sent */
     size_t bytes;
 };
 
@@ -205,6 +206,9 @@ void iscsit_tx_pdu(struct iscsit_conn *conn, const struct iscsit_bhs *bhs, const
                    uint32_t len, void *owned);
 /* Send everything queued; false on a socket error (conn->failed set). */
 bool iscsit_tx_flush(struct iscsit_conn *conn);
+/* The queue takes *map (Data-In PDUs queued before the next flush point into
+ * it) and releases it after sending or when cleared. */
+void iscsit_tx_own_map(struct iscsit_conn *conn, const struct view_map *map);
 
 /* ---- conn.c: connection loop, dispatch, common replies ---- */
 /* Fill the receive buffer: non-blocking first; flushes replies and blocks

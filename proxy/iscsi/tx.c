@@ -3,8 +3,9 @@
  * Replies are queued as iovecs (BHS, data, padding, digests) and sent with
  * one writev() when the connection has drained its input (conn.c decides
  * when), so a batch of 32 commands costs one send, not 32. Data-In payload
- * is never copied: the iovec points into the buffer sdev returned, which the
- * queue owns until it is sent.
+ * is never copied: the iovec points into the buffer sdev returned, or into
+ * its read-only mapping of the disk's pages (large reads, view_map_read),
+ * which the queue owns until it is sent.
  */
 #include <errno.h>
 #include <limits.h>
@@ -28,7 +29,16 @@ iscsit_tx_init(struct iscsit_tx *tx)
 {
     tx->iov = g_array_new(FALSE, FALSE, sizeof(struct iovec));
     tx->owned = g_ptr_array_new_with_free_func(g_free);
+    tx->maps = g_array_new(FALSE, FALSE, sizeof(struct view_map));
     tx->bytes = 0;
+}
+
+static void
+tx_release_maps(struct iscsit_tx *tx)
+{
+    for (guint i = 0; i < tx->maps->len; i++)
+        view_map_release(&g_array_index(tx->maps, struct view_map, i));
+    g_array_set_size(tx->maps, 0);
 }
 
 void
@@ -36,7 +46,16 @@ iscsit_tx_clear(struct iscsit_tx *tx)
 {
     g_clear_pointer(&tx->iov, g_array_unref);
     g_clear_pointer(&tx->owned, g_ptr_array_unref);
+    if (tx->maps)
+        tx_release_maps(tx);
+    g_clear_pointer(&tx->maps, g_array_unref);
     tx->bytes = 0;
+}
+
+void
+iscsit_tx_own_map(struct iscsit_conn *conn, const struct view_map *map)
+{
+    g_array_append_val(conn->tx.maps, *map);
 }
 
 static void
@@ -129,6 +148,7 @@ iscsit_tx_flush(struct iscsit_conn *conn)
     }
     g_array_set_size(tx->iov, 0);
     g_ptr_array_set_size(tx->owned, 0);
+    tx_release_maps(tx);
     tx->bytes = 0;
     return ok;
 }

@@ -67,6 +67,7 @@ nbdsrv_io_discard(struct nbdsrv_io *io)
             close(seg->file_fd);
         if (seg->map)
             munmap(seg->map, seg->map_len);
+        ov_base_unref(seg->base_ref);
     }
     g_array_set_size(io->oq, 0);
     g_byte_array_set_size(io->obuf, 0);
@@ -222,6 +223,15 @@ void
 nbdsrv_io_put_ext(struct nbdsrv_io *io, const void *p, size_t len, void *owned)
 {
     struct nbdsrv_oseg seg = {.ext = p, .off = 0, .len = len, .owned = owned, .file_fd = -1};
+
+    g_array_append_val(io->oq, seg);
+    io->oq_bytes += len;
+}
+
+void
+nbdsrv_io_put_base(struct nbdsrv_io *io, const uint8_t *p, size_t len, struct ov_base *ref)
+{
+    struct nbdsrv_oseg seg = {.ext = p, .off = 0, .len = len, .file_fd = -1, .base_ref = ref};
 
     g_array_append_val(io->oq, seg);
     io->oq_bytes += len;

@@ -151,6 +151,7 @@ struct nbdsrv_oseg {
     uint64_t file_off;
     void *map; /* the mapping ext points into, unmapped once sent or dropped */
     size_t map_len;
+    struct ov_base *base_ref; /* ext lies in this base's mapping: unref once sent or dropped */
 };
 
 struct nbdsrv_io {
@@ -201,6 +202,10 @@ void nbdsrv_io_put_ext(struct nbdsrv_io *io, const void *p, size_t len, void *ow
  * thread (plain sockets; over TLS they are read into memory). Takes fd: it
  * is closed once sent or dropped. */
 void nbdsrv_io_put_file(struct nbdsrv_io *io, int fd, uint64_t file_off, size_t len);
+/* Queue len bytes at p inside a base's whole-file mapping (ov_base_map),
+ * sent from there without a copy in this thread. Takes ref (the reference
+ * that keeps the mapping alive): dropped once sent or dropped. */
+void nbdsrv_io_put_base(struct nbdsrv_io *io, const uint8_t *p, size_t len, struct ov_base *ref);
 /* Send everything queued. 0 or -errno. */
 int nbdsrv_io_flush(struct nbdsrv_io *io);
 /* Drop queued output (connection is going away). */

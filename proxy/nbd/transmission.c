@@ -130,7 +130,8 @@ queue_zeros(struct nbdsrv_conn *conn, uint64_t len)
 }
 
 /* Zero-copy read (plain sockets, large reads): the disk says where the
- * bytes live and the reply queue sends them with sendfile. Returns false
+ * bytes live (the base's mapping, an overlay file, zeros) and the reply
+ * queue sends them from there (io.c). Returns false
  * when this read must take the copy path (nothing queued then). The disk
  * has already answered by the time anything is queued, so an error is
  * still a clean error reply; a file that fails while being sent ends the
@@ -165,7 +166,8 @@ cmd_read_zero_copy(struct nbdsrv_conn *conn, const struct nbdsrv_request *req)
     for (unsigned i = 0; i < segs.n; i++) {
         struct view_segment *seg = &segs.seg[i];
         bool done = i == segs.n - 1;
-        if (!one_chunk && seg->fd < 0) {
+        bool zeros = seg->fd < 0 && seg->mem == NULL;
+        if (!one_chunk && zeros) {
             queue_hole_chunk(conn, req, done, pos, (uint32_t)seg->len);
         } else if (!one_chunk) {
             uint8_t *p = nbdsrv_io_put(&conn->io, NBD_CHUNK_HDR_LEN + 8);
@@ -173,7 +175,10 @@ cmd_read_zero_copy(struct nbdsrv_conn *conn, const struct nbdsrv_request *req)
                                 req->handle, (uint32_t)seg->len + 8);
             nbdsrv_put_be64(p + NBD_CHUNK_HDR_LEN, pos);
         }
-        if (seg->fd >= 0) {
+        if (seg->mem != NULL) {
+            nbdsrv_io_put_base(&conn->io, seg->mem, (size_t)seg->len, seg->mem_ref);
+            seg->mem_ref = NULL; /* the queue owns it now */
+        } else if (seg->fd >= 0) {
             nbdsrv_io_put_file(&conn->io, seg->fd, seg->file_offset, (size_t)seg->len);
             seg->fd = -1; /* the queue owns it now */
         } else if (one_chunk) {

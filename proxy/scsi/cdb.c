@@ -261,7 +261,7 @@ sdev_data_in(struct sdev_req *req, size_t len, uint32_t limit)
 {
     struct sdev_cmd *cmd = req->cmd;
 
-    g_free(cmd->data_in);
+    sdev_cmd_release_data_in(cmd);
     cmd->data_in = g_malloc0(len ? len : 1);
     cmd->data_in_len = (uint32_t)MIN(len, (size_t)limit);
     return cmd->data_in;
@@ -375,6 +375,7 @@ sdev_cmd_parse(struct sdev_nexus *nexus, struct sdev_cmd *cmd)
     cmd->xfer_len = 0;
     cmd->data_in = NULL;
     cmd->data_in_len = 0;
+    memset(&cmd->data_in_map, 0, sizeof(cmd->data_in_map));
     cmd->status = SDEV_STATUS_GOOD;
     cmd->sense_len = 0;
     cmd->desc = NULL;
@@ -415,10 +416,20 @@ sdev_cmd_exec(struct sdev_nexus *nexus, struct sdev_cmd *cmd)
 }
 
 void
-sdev_cmd_clear(struct sdev_cmd *cmd)
+sdev_cmd_release_data_in(struct sdev_cmd *cmd)
 {
+    if (cmd->data_in_map.data != NULL) {
+        view_map_release(&cmd->data_in_map);
+        cmd->data_in = NULL;
+    }
     g_clear_pointer(&cmd->data_in, g_free);
     cmd->data_in_len = 0;
+}
+
+void
+sdev_cmd_clear(struct sdev_cmd *cmd)
+{
+    sdev_cmd_release_data_in(cmd);
     cmd->desc = NULL;
 }
 
@@ -434,6 +445,7 @@ sdev_cmd_exec_no_lun(struct sdev_cmd *cmd)
     cmd->xfer_len = 0;
     cmd->data_in = NULL;
     cmd->data_in_len = 0;
+    memset(&cmd->data_in_map, 0, sizeof(cmd->data_in_map));
     cmd->status = SDEV_STATUS_GOOD;
     cmd->sense_len = 0;
     cmd->desc = NULL;

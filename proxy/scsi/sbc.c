@@ -118,9 +118,17 @@ sdev_sbc_read_exec(struct sdev_req *req)
 
     if (len == 0)
         return SDEV_SENSE_OK;
+    sdev_cmd_release_data_in(cmd);
+    /* Large reads for a transport that sends from memory: map the disk's
+     * pages instead of copying them through a buffer (sdev.h). */
+    if (cmd->data_in_map_ok && len >= SDEV_MAP_READ_MIN &&
+        view_map_read(req->lu->view, cmd->lba << req->lu->block_shift, len, &cmd->data_in_map)) {
+        cmd->data_in = (uint8_t *)cmd->data_in_map.data;
+        cmd->data_in_len = (uint32_t)len;
+        return SDEV_SENSE_OK;
+    }
     /* Not sdev_data_in(): the read fills every byte, no need to zero first. */
     uint8_t *buf = g_malloc(len);
-    g_free(cmd->data_in);
     cmd->data_in = buf;
     cmd->data_in_len = (uint32_t)len;
     rc = view_pread(req->lu->view, buf, len, cmd->lba << req->lu->block_shift);

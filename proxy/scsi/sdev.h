@@ -80,9 +80,16 @@ struct sdev_cmd {
     uint32_t data_out_len;
 
     /* data-in: sdev allocates with g_malloc (size <= max(xfer_len, alloc len)),
-     * the transport frees with g_free after sending. data_in_len bytes valid. */
+     * the transport frees with g_free after sending. data_in_len bytes valid.
+     * Exception: when data_in_map.data is set, data_in points into that
+     * read-only mapping (view_map_read), which is released with
+     * view_map_release instead; sdev only does this when the transport set
+     * data_in_map_ok, and only for reads of SDEV_MAP_READ_MIN bytes or more.
+     * Such data must only be handed to send calls (view.h). */
     uint8_t *data_in;
     uint32_t data_in_len;
+    bool data_in_map_ok; /* in: the transport can send from a mapping */
+    struct view_map data_in_map;
 
     /* out */
     uint8_t status;                /* enum sdev_status */
@@ -95,6 +102,10 @@ struct sdev_cmd {
     uint32_t nblocks;
     uint32_t flags;
 };
+
+/* Reads this large or larger may be served from a mapping (data_in_map):
+ * below it, mapping and unmapping cost more than the copy they save. */
+#define SDEV_MAP_READ_MIN (256u * 1024)
 
 struct sdev_lu;
 struct sdev_nexus;
@@ -131,6 +142,8 @@ bool sdev_cmd_parse(struct sdev_nexus *nexus, struct sdev_cmd *cmd);
 void sdev_cmd_exec(struct sdev_nexus *nexus, struct sdev_cmd *cmd);
 /* Release what parse/exec allocated (data_in). Accepts a cmd that was only parsed. */
 void sdev_cmd_clear(struct sdev_cmd *cmd);
+/* Release data_in (buffer or mapping) and empty it. */
+void sdev_cmd_release_data_in(struct sdev_cmd *cmd);
 
 /* A command for a LUN that does not exist: fills status/sense
  * (LOGICAL UNIT NOT SUPPORTED), or for INQUIRY / REPORT LUNS / REQUEST SENSE

@@ -69,7 +69,7 @@ sdev_spc_inquiry_exec(struct sdev_req *req)
         enum sdev_sense r = sdev_vpd_build(req, cmd->cdb[2], &page, &len);
         if (r)
             return r;
-        g_free(cmd->data_in);
+        sdev_cmd_release_data_in(cmd);
         cmd->data_in = page;
         cmd->data_in_len = (uint32_t)MIN(len, (size_t)cmd->xfer_len);
         return SDEV_SENSE_OK;

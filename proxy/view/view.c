@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "view.h"
@@ -293,6 +294,8 @@ view_segments_clear(struct view_segments *s)
         if (s->seg[i].fd >= 0)
             close(s->seg[i].fd);
         s->seg[i].fd = -1;
+        g_clear_pointer(&s->seg[i].mem_ref, ov_base_unref);
+        s->seg[i].mem = NULL;
     }
     s->n = 0;
 }
@@ -315,8 +318,21 @@ view_segments_locked(struct view *view, uint64_t offset, uint64_t len, struct ov
     return 1;
 }
 
+static int
+view_read_segments_counted(struct view *view, uint64_t offset, uint64_t len,
+                           struct view_segments *out, bool count_fallback);
+
 int
 view_read_segments(struct view *view, uint64_t offset, uint64_t len, struct view_segments *out)
+{
+    return view_read_segments_counted(view, offset, len, out, true);
+}
+
+/* count_fallback: count a read that the caller will redo with view_pread
+ * only when it says so (view_map_read counts its own). */
+static int
+view_read_segments_counted(struct view *view, uint64_t offset, uint64_t len,
+                           struct view_segments *out, bool count_fallback)
 {
     struct ov_segment segs[VIEW_MAX_SEGMENTS];
     int rc;
@@ -324,28 +340,118 @@ view_read_segments(struct view *view, uint64_t offset, uint64_t len, struct view
     out->n = 0;
     view_rdlock(&view->gate);
     rc = view_segments_locked(view, offset, len, segs);
-    /* Duplicates taken under the gate: a swap cannot close the files
-     * before we hold our own references to them. */
+    /* References taken under the gate: a swap cannot close the files (or
+     * drop the base) before we hold our own. Base pieces come from the
+     * base's mapping when it has one: no descriptor to duplicate, and the
+     * pages stay mapped from one read to the next. */
+    const uint8_t *base_map =
+        rc > 0 && view->base != NULL && view->base->fd >= 0 ? ov_base_map(view->base) : NULL;
     for (int i = 0; i < rc; i++) {
-        int fd = -1;
-        if (segs[i].fd >= 0 && (fd = fcntl(segs[i].fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+        struct view_segment vs = {.fd = -1, .file_offset = segs[i].file_offset,
+                                  .len = segs[i].len};
+        if (base_map != NULL && segs[i].fd >= 0 && segs[i].fd == view->base->fd) {
+            vs.mem = base_map + segs[i].file_offset;
+            vs.mem_ref = ov_base_ref(view->base);
+        } else if (segs[i].fd >= 0 && (vs.fd = fcntl(segs[i].fd, F_DUPFD_CLOEXEC, 0)) < 0) {
             rc = -errno;
             break;
         }
-        out->seg[out->n++] =
-            (struct view_segment){.fd = fd, .file_offset = segs[i].file_offset, .len = segs[i].len};
+        out->seg[out->n++] = vs;
     }
     view_unlock(&view->gate);
     if (rc < 0) {
         view_segments_clear(out);
         if (rc == -E2BIG || rc == -ENOTSUP || rc == -EMFILE || rc == -ENFILE)
             return rc; /* not an I/O error: the caller reads with view_pread */
+        if (!count_fallback)
+            return rc;
         view_stat_add(&view->stats.read_ops, 1);
         return view_count(view, rc);
     }
+    if (count_fallback) {
+        view_stat_add(&view->stats.read_ops, 1);
+        view_stat_add(&view->stats.read_bytes, len);
+    }
+    return 0;
+}
+
+/* Map one file piece at its place in the area: pieces meet inside a page
+ * only at the area's ends (the first piece's head, the last one's tail),
+ * where nothing else shares the page. */
+static bool
+view_map_piece(uint8_t *area, size_t page, size_t pos, const struct view_segment *seg, bool first,
+               bool last)
+{
+    size_t head = pos % page;
+    size_t end = pos + (size_t)seg->len;
+    size_t start = pos - head;
+    size_t stop = (end + page - 1) / page * page;
+
+    int fd = seg->mem_ref != NULL ? seg->mem_ref->fd : seg->fd;
+
+    if ((head != 0 && !first) || (end % page != 0 && !last))
+        return false;
+    if (seg->file_offset < head || (seg->file_offset - head) % page != 0)
+        return false;
+    return mmap(area + start, stop - start, PROT_READ, MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd,
+                (off_t)(seg->file_offset - head)) != MAP_FAILED;
+}
+
+bool
+view_map_read(struct view *view, uint64_t offset, size_t len, struct view_map *out)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    struct view_segments segs;
+    size_t lead = (size_t)(offset % page), pos, maplen;
+    uint8_t *area;
+    bool ok = true;
+
+    memset(out, 0, sizeof(*out));
+    if (len == 0 || view_read_segments_counted(view, offset, len, &segs, false) < 0)
+        return false;
+    /* All in the base's mapping: point into it, nothing to map. */
+    if (segs.n == 1 && segs.seg[0].mem != NULL) {
+        out->data = segs.seg[0].mem;
+        out->ref = g_steal_pointer(&segs.seg[0].mem_ref);
+        view_segments_clear(&segs);
+        view_stat_add(&view->stats.read_ops, 1);
+        view_stat_add(&view->stats.read_bytes, len);
+        return true;
+    }
+    maplen = (lead + len + page - 1) / page * page;
+    /* Private anonymous, never written: every page reads as zeros, which
+     * is what the zero pieces need; the file pieces replace theirs. */
+    area = mmap(NULL, maplen, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (area == MAP_FAILED) {
+        view_segments_clear(&segs);
+        return false;
+    }
+    pos = lead;
+    for (unsigned i = 0; i < segs.n && ok; i++) {
+        if (segs.seg[i].fd >= 0 || segs.seg[i].mem != NULL)
+            ok = view_map_piece(area, page, pos, &segs.seg[i], i == 0, i == segs.n - 1);
+        pos += (size_t)segs.seg[i].len;
+    }
+    view_segments_clear(&segs); /* a mapping keeps its file open */
+    if (!ok) {
+        munmap(area, maplen);
+        return false;
+    }
     view_stat_add(&view->stats.read_ops, 1);
     view_stat_add(&view->stats.read_bytes, len);
-    return 0;
+    out->addr = area;
+    out->len = maplen;
+    out->data = area + lead;
+    return true;
+}
+
+void
+view_map_release(struct view_map *m)
+{
+    if (m->addr != NULL)
+        munmap(m->addr, m->len);
+    ov_base_unref(m->ref);
+    memset(m, 0, sizeof(*m));
 }
 
 static unsigned

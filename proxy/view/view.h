@@ -84,9 +84,15 @@ int view_compare_and_write(struct view *view, const void *cmp, const void *data,
  * that, and for those any result is allowed (as on a disk). */
 #define VIEW_MAX_SEGMENTS 16u
 struct view_segment {
-    int fd; /* owned by the caller; -1: the bytes are zeros */
+    int fd; /* owned by the caller; -1: the bytes are zeros (unless mem) */
     uint64_t file_offset;
     uint64_t len;
+    /* Base bytes are given in memory instead, when the base has a
+     * whole-file mapping (ov_base_map): mem points at them (send calls
+     * only), fd is -1, and mem_ref is the caller's reference that keeps the
+     * mapping alive (ov_base_unref, or view_segments_clear). */
+    const uint8_t *mem;
+    struct ov_base *mem_ref;
 };
 struct view_segments {
     unsigned n;
@@ -97,8 +103,31 @@ struct view_segments {
  * "use view_pread"; -EMFILE/-ENFILE likewise; else as view_pread. On error
  * *out holds no descriptors. */
 int view_read_segments(struct view *view, uint64_t offset, uint64_t len, struct view_segments *out);
-/* Close every descriptor still in s (fd >= 0) and empty it. */
+/* Close every descriptor still in s (fd >= 0), drop every mem_ref, and empty it. */
 void view_segments_clear(struct view_segments *s);
+
+/* Zero-copy reads for transports that send from memory (iSCSI Data-In):
+ * [offset, offset+len) of the disk as one read-only mapping. Each file
+ * piece (view_read_segments) is mapped shared and populated at its place in
+ * one reserved area whose untouched pages read as zeros, so data[0..len)
+ * is the disk's bytes without a copy through a buffer. The same rules as
+ * view_read_segments hold (no gate held afterwards; a concurrent swap or
+ * unordered write may show). The kernel copies the pages into the socket;
+ * code that touches data itself could take SIGBUS on a disk read error,
+ * so only hand it to send calls.
+ * Returns false when the range cannot be mapped this way (too many
+ * pieces, a base without a local file, a piece boundary inside a page,
+ * out of descriptors or address space, or any error): the caller then
+ * reads with view_pread, which also reports real errors. */
+struct view_map {
+    void *addr;          /* our own mapping, unmapped on release (or NULL) */
+    size_t len;
+    const uint8_t *data; /* the first byte of the range (NULL: empty map) */
+    struct ov_base *ref; /* or: data lies in this base's mapping; unref on release */
+};
+bool view_map_read(struct view *view, uint64_t offset, size_t len, struct view_map *out);
+/* Unmap (no-op for an empty map) and empty it. */
+void view_map_release(struct view_map *m);
 
 /* Extents of [offset, offset+length): overlay data, overlay zeros, or base
  * (the latter split by the base's own data/zero extents when base_detail). */
