@@ -11,11 +11,12 @@
  *   NBD_REPLY_TYPE_OFFSET_HOLE (no bytes read or sent for them). Nothing
  *   is queued until every read finished, so an error becomes a clean error
  *   chunk (structured) or an error with no payload (simple reply).
- *   Reads of NBDSRV_SENDFILE_MIN or more on a plain socket ask the disk
- *   where the bytes live instead (read_segments) and queue the files'
- *   ranges, which io.c sends with sendfile: no copy of the payload in this
- *   thread. Zero runs become hole chunks (a single data chunk from a
- *   static zero buffer with DF or simple replies).
+ *   Large reads on a plain socket ask the disk where the bytes live
+ *   instead (read_segments) and queue them as pointers into the base's
+ *   mapping or as overlay file ranges, which io.c sends without a copy in
+ *   this thread (NBDSRV_ZC_BASE_MIN / NBDSRV_ZC_FILE_MIN). Zero runs become
+ *   hole chunks (a single data chunk from a static zero buffer with DF or
+ *   simple replies).
  * - Writes: a payload already in the receive buffer goes to the view from
  *   there; larger ones are read into their own buffer. A write that is
  *   refused (range, read-only, flags, too large) still has its payload
@@ -142,7 +143,7 @@ cmd_read_zero_copy(struct nbdsrv_conn *conn, const struct nbdsrv_request *req)
     const struct nbdsrv_export *exp = conn->exp;
     struct view_segments segs;
 
-    if (conn->io.tls || !exp->ops->read_segments || req->length < NBDSRV_SENDFILE_MIN)
+    if (conn->io.tls || !exp->ops->read_segments || req->length < NBDSRV_ZC_BASE_MIN)
         return false;
     int rc = exp->ops->read_segments(exp->disk, req->offset, req->length, &segs);
     if (rc == -E2BIG || rc == -ENOTSUP || rc == -EMFILE || rc == -ENFILE)
@@ -150,6 +151,14 @@ cmd_read_zero_copy(struct nbdsrv_conn *conn, const struct nbdsrv_request *req)
     if (rc < 0) {
         reply_errno(conn, req, rc);
         return true;
+    }
+    if (req->length < NBDSRV_ZC_FILE_MIN) {
+        for (unsigned i = 0; i < segs.n; i++) {
+            if (segs.seg[i].fd >= 0) { /* an overlay piece: copying is cheaper */
+                view_segments_clear(&segs);
+                return false;
+            }
+        }
     }
     /* One chunk (simple reply, or DF) carries every segment; otherwise
      * each file segment is a data chunk and each zero run a hole chunk. */

@@ -398,7 +398,8 @@ view_map_piece(uint8_t *area, size_t page, size_t pos, const struct view_segment
 }
 
 bool
-view_map_read(struct view *view, uint64_t offset, size_t len, struct view_map *out)
+view_map_read(struct view *view, uint64_t offset, size_t len, size_t mixed_min,
+              struct view_map *out)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     struct view_segments segs;
@@ -417,6 +418,10 @@ view_map_read(struct view *view, uint64_t offset, size_t len, struct view_map *o
         view_stat_add(&view->stats.read_ops, 1);
         view_stat_add(&view->stats.read_bytes, len);
         return true;
+    }
+    if (len < mixed_min) {
+        view_segments_clear(&segs);
+        return false;
     }
     maplen = (lead + len + page - 1) / page * page;
     /* Private anonymous, never written: every page reads as zeros, which

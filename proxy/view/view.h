@@ -125,7 +125,11 @@ struct view_map {
     const uint8_t *data; /* the first byte of the range (NULL: empty map) */
     struct ov_base *ref; /* or: data lies in this base's mapping; unref on release */
 };
-bool view_map_read(struct view *view, uint64_t offset, size_t len, struct view_map *out);
+/* mixed_min: a range that needs a mapping of its own (any piece outside the
+ * base's mapping) is refused when shorter than this; mapping and unmapping
+ * per read costs more than a copy for small reads. */
+bool view_map_read(struct view *view, uint64_t offset, size_t len, size_t mixed_min,
+                   struct view_map *out);
 /* Unmap (no-op for an empty map) and empty it. */
 void view_map_release(struct view_map *m);
 

@@ -10,7 +10,7 @@ if ! qemu-img --help 2>/dev/null | grep -q iscsi; then
     echo "1..0 # SKIP qemu-img has no iscsi driver (qemu-block-extra)"
     exit 77
 fi
-plan 8
+plan 9
 IQN=iqn.2026-11.test.cross:pc1
 ovt_init
 nbdt_make_base "$OVT_DIR/base.raw" 16 4
@@ -48,6 +48,33 @@ ovt_check "nbdcopy writes 1 MiB over NBD" nbdcopy "$OVT_DIR/b.raw" "$NBD"
 ovt_check "iSCSI reads the NBD writes back byte-exact" \
     sh -c "timeout 60 qemu-img convert --image-opts '$ISCSI' -O raw '$OVT_DIR/iscsi.raw' &&
            cmp -n $((1 << 20)) '$OVT_DIR/b.raw' '$OVT_DIR/iscsi.raw'"
+
+# Large iSCSI reads are sent from a mapping of the disk's pages (base
+# file, overlay file, zero pages side by side in one area): scatter
+# overlay data, zeroed and trimmed runs over base data, then the whole
+# disk read over iSCSI (qemu-img: large reads) must equal NBD's copy.
+wait_nbd_free
+"$NBDT_PY" - "$OVT_NBD_PORT" <<'PY'
+import sys
+import nbd
+h = nbd.NBD()
+h.set_export_name("lab/pc1")
+h.connect_tcp("127.0.0.1", sys.argv[1])
+mib = 1 << 20
+for i, off in enumerate([2 * mib + 4096, 2 * mib + 65536, 7 * mib, 7 * mib + 300000 // 4096 * 4096,
+                         9 * mib + 12288, 15 * mib - 8192]):
+    h.pwrite(bytes([0x40 + i]) * 4096 * (i + 1), off)
+h.zero(256 << 10, 3 * mib + 8192)
+h.trim(128 << 10, 8 * mib)
+h.zero(4096, 10 * mib + 4096)
+h.flush()
+h.shutdown()
+PY
+ovt_check "a mixed disk reads the same over iSCSI (large reads) as over NBD" \
+    sh -c "nbdcopy '$NBD' '$OVT_DIR/mixed-nbd.raw' &&
+           timeout 60 qemu-img convert --image-opts '$ISCSI' -O raw '$OVT_DIR/mixed-iscsi.raw' &&
+           cmp '$OVT_DIR/mixed-nbd.raw' '$OVT_DIR/mixed-iscsi.raw' &&
+           ! cmp -s '$OVT_DIR/mixed-nbd.raw' '$OVT_DIR/base.raw'"
 
 # Hold the disk over NBD, then try iSCSI.
 wait_nbd_free
