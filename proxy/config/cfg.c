@@ -120,7 +120,7 @@ cfg_new_defaults(void)
     g_ptr_array_add(cfg->listen_iscsi, any);
     cfg->iqn_prefix = g_strdup(CFG_DEFAULT_IQN_PREFIX);
     cfg->nop_interval_s = 5;
-    cfg->busy_poll_us = 50;
+    cfg->busy_poll_us = CFG_DEFAULT_BUSY_POLL_US;
     cfg->nop_timeout_s = 30;
     cfg->log_level = g_strdup("message");
     cfg->images =
@@ -567,7 +567,7 @@ cfg_load_main(const struct cfg_parse *p, struct cfg *cfg, GError **error)
         !cfg_get_bool(p, g, "require-chap", &require_chap, error) ||
         !cfg_get_int(p, g, "nop-interval", 0, 3600, &cfg->nop_interval_s, error) ||
         !cfg_get_int(p, g, "nop-timeout", 1, 3600, &cfg->nop_timeout_s, error) ||
-        !cfg_get_int(p, g, "busy-poll-us", 0, 1000, &cfg->busy_poll_us, error) ||
+        !cfg_get_int(p, g, "busy-poll-us", 0, CFG_BUSY_POLL_MAX_US, &cfg->busy_poll_us, error) ||
         !cfg_get_string(p, g, "log-level", false, &cfg->log_level, error) ||
         !cfg_get_string(p, g, "discovery-chap-user", false, &cfg->discovery_chap_user, error) ||
         !cfg_get_string(p, g, "discovery-chap-secret", false, &cfg->discovery_chap_secret, error) ||

@@ -16,6 +16,9 @@ enum cfg_error_code { CFG_ERROR_INVALID, CFG_ERROR_IO };
 #define CFG_DEFAULT_IQN_PREFIX "iqn.2026-11.org.ovgate"
 #define CFG_DEFAULT_ISCSI_PORT 3260
 #define CFG_DEFAULT_NBD_PORT 10809
+/* busy-poll-us: receive polling window, microseconds (proxy/net/rxpoll.h) */
+#define CFG_DEFAULT_BUSY_POLL_US 50
+#define CFG_BUSY_POLL_MAX_US 1000
 
 struct cfg_listen {
     char *host; /* numeric address or name; "" = any */

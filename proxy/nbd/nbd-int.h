@@ -49,15 +49,6 @@ enum nbdsrv_error_code {
 #define NBDSRV_RBUF_SIZE (256u * 1024)         /* receive buffer */
 #define NBDSRV_OQ_FLUSH_BYTES (256u * 1024)    /* send queued replies beyond this */
 #define NBDSRV_HOLE_MIN_READ (64u * 1024)      /* reads this large look for holes */
-/* Zero-copy reads (docs/nbd.md). A read with pieces in the overlay file
- * maps and unmaps those pages per read; below NBDSRV_ZC_FILE_MIN the copy
- * path wins, as with many connection threads the unmap's TLB shootdowns
- * cost more than the copy saved (32 clients reading 64 KiB: 2.15 GB/s
- * zero-copy vs 4.13 GB/s copying). Base pieces are pointers into the
- * base's long-lived mapping, with no system call per read, so reads that
- * lie in the base (and zeros) go zero-copy from NBDSRV_ZC_BASE_MIN. */
-#define NBDSRV_ZC_FILE_MIN (256u * 1024)
-#define NBDSRV_ZC_BASE_MIN (64u * 1024)
 #define NBDSRV_HANDSHAKE_TIMEOUT_MS 60000u     /* a silent peer in negotiation is dropped */
 
 /* ---- metadata contexts (meta.c) ---- */

@@ -14,7 +14,7 @@
  *   Large reads on a plain socket ask the disk where the bytes live
  *   instead (read_segments) and queue them as pointers into the base's
  *   mapping or as overlay file ranges, which io.c sends without a copy in
- *   this thread (NBDSRV_ZC_BASE_MIN / NBDSRV_ZC_FILE_MIN). Zero runs become
+ *   this thread (VIEW_ZC_BASE_MIN / VIEW_ZC_FILE_MIN). Zero runs become
  *   hole chunks (a single data chunk from a static zero buffer with DF or
  *   simple replies).
  * - Writes: a payload already in the receive buffer goes to the view from
@@ -143,7 +143,7 @@ cmd_read_zero_copy(struct nbdsrv_conn *conn, const struct nbdsrv_request *req)
     const struct nbdsrv_export *exp = conn->exp;
     struct view_segments segs;
 
-    if (conn->io.tls || !exp->ops->read_segments || req->length < NBDSRV_ZC_BASE_MIN)
+    if (conn->io.tls || !exp->ops->read_segments || req->length < VIEW_ZC_BASE_MIN)
         return false;
     int rc = exp->ops->read_segments(exp->disk, req->offset, req->length, &segs);
     if (rc == -E2BIG || rc == -ENOTSUP || rc == -EMFILE || rc == -ENFILE)
@@ -152,7 +152,7 @@ cmd_read_zero_copy(struct nbdsrv_conn *conn, const struct nbdsrv_request *req)
         reply_errno(conn, req, rc);
         return true;
     }
-    if (req->length < NBDSRV_ZC_FILE_MIN) {
+    if (req->length < VIEW_ZC_FILE_MIN) {
         for (unsigned i = 0; i < segs.n; i++) {
             if (segs.seg[i].fd >= 0) { /* an overlay piece: copying is cheaper */
                 view_segments_clear(&segs);

@@ -80,13 +80,13 @@ net_recv_polled(int fd, void *buf, size_t len, int flags, struct net_rxpoll *st)
         do {
             r = recv(fd, buf, len, flags | MSG_DONTWAIT);
             if (r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-                g_atomic_int_dec_and_test(&rxpoll_active);
+                g_atomic_int_add(&rxpoll_active, -1);
                 st->hits++;
                 st->misses = 0;
                 return r;
             }
         } while (g_get_monotonic_time() < end);
-        g_atomic_int_dec_and_test(&rxpoll_active);
+        g_atomic_int_add(&rxpoll_active, -1);
         st->misses++;
     }
     st->blocked++;

@@ -23,9 +23,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Default window, microseconds (config key busy-poll-us). */
-#define NET_RXPOLL_DEFAULT_US 50
-#define NET_RXPOLL_MAX_US 1000
+#include "cfg.h"
+
+/* Default window and its bound, microseconds (config key busy-poll-us). */
+#define NET_RXPOLL_DEFAULT_US CFG_DEFAULT_BUSY_POLL_US
+#define NET_RXPOLL_MAX_US CFG_BUSY_POLL_MAX_US
 /* Consecutive unused windows after which a connection stops polling. */
 #define NET_RXPOLL_MISSES_OFF 4
 

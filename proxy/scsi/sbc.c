@@ -121,8 +121,8 @@ sdev_sbc_read_exec(struct sdev_req *req)
     sdev_cmd_release_data_in(cmd);
     /* Large reads for a transport that sends from memory: map the disk's
      * pages instead of copying them through a buffer (sdev.h). */
-    if (cmd->data_in_map_ok && len >= SDEV_MAP_READ_BASE_MIN &&
-        view_map_read(req->lu->view, cmd->lba << req->lu->block_shift, len, SDEV_MAP_READ_MIN,
+    if (cmd->data_in_map_ok && len >= VIEW_ZC_BASE_MIN &&
+        view_map_read(req->lu->view, cmd->lba << req->lu->block_shift, len, VIEW_ZC_FILE_MIN,
                       &cmd->data_in_map)) {
         cmd->data_in = (uint8_t *)cmd->data_in_map.data;
         cmd->data_in_len = (uint32_t)len;

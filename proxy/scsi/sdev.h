@@ -84,7 +84,7 @@ struct sdev_cmd {
      * Exception: when data_in_map.data is set, data_in points into that
      * read-only mapping (view_map_read), which is released with
      * view_map_release instead; sdev only does this when the transport set
-     * data_in_map_ok, and only for large reads (SDEV_MAP_READ_*_MIN).
+     * data_in_map_ok, and only for large reads (VIEW_ZC_BASE_MIN, VIEW_ZC_FILE_MIN).
      * Such data must only be handed to send calls (view.h). */
     uint8_t *data_in;
     uint32_t data_in_len;
@@ -102,14 +102,6 @@ struct sdev_cmd {
     uint32_t nblocks;
     uint32_t flags;
 };
-
-/* Reads may be served from a mapping (data_in_map): from
- * SDEV_MAP_READ_BASE_MIN when the range lies wholly in the base (a pointer
- * into its long-lived mapping, no system call), from SDEV_MAP_READ_MIN
- * otherwise (below it, mapping and unmapping per read cost more than the
- * copy they save). */
-#define SDEV_MAP_READ_MIN (256u * 1024)
-#define SDEV_MAP_READ_BASE_MIN (64u * 1024)
 
 struct sdev_lu;
 struct sdev_nexus;

@@ -318,16 +318,6 @@ view_segments_locked(struct view *view, uint64_t offset, uint64_t len, struct ov
     return 1;
 }
 
-static int
-view_read_segments_counted(struct view *view, uint64_t offset, uint64_t len,
-                           struct view_segments *out, bool count_fallback);
-
-int
-view_read_segments(struct view *view, uint64_t offset, uint64_t len, struct view_segments *out)
-{
-    return view_read_segments_counted(view, offset, len, out, true);
-}
-
 /* count_fallback: count a read that the caller will redo with view_pread
  * only when it says so (view_map_read counts its own). */
 static int
@@ -373,6 +363,12 @@ view_read_segments_counted(struct view *view, uint64_t offset, uint64_t len,
         view_stat_add(&view->stats.read_bytes, len);
     }
     return 0;
+}
+
+int
+view_read_segments(struct view *view, uint64_t offset, uint64_t len, struct view_segments *out)
+{
+    return view_read_segments_counted(view, offset, len, out, true);
 }
 
 /* Map one file piece at its place in the area: pieces meet inside a page

@@ -71,7 +71,17 @@ int view_flush(struct view *view);
 int view_compare_and_write(struct view *view, const void *cmp, const void *data, size_t len,
                            uint64_t offset, unsigned flags, size_t *miscompare_offset);
 
-/* Zero-copy reads (sendfile): where the bytes of a range live, as file
+/* Sizes from which zero-copy reads pay, for every front end (docs/nbd.md
+ * "Zero-copy reads"). Base pieces are pointers into the base's long-lived
+ * mapping, with no system call per read, so a range that lies in the base
+ * (and zeros) pays from VIEW_ZC_BASE_MIN. Overlay pieces are mapped and
+ * unmapped per read; below VIEW_ZC_FILE_MIN that costs more than a copy,
+ * as with many connection threads the unmap's TLB shootdowns dominate (32
+ * clients reading 64 KiB: 2.15 GB/s zero-copy vs 4.13 GB/s copying). */
+#define VIEW_ZC_BASE_MIN (64u * 1024)
+#define VIEW_ZC_FILE_MIN (256u * 1024)
+
+/* Zero-copy reads: where the bytes of a range live, as file
  * segments or zeros. Each file segment's fd is the caller's own duplicate
  * (close it, or call view_segments_clear), so it stays valid after the call
  * returns even if the view is frozen, reset or committed meanwhile; the

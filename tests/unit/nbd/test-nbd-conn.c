@@ -451,7 +451,7 @@ test_read_zero_copy(gconstpointer structured_p)
 {
     struct env *e = env_new(false, false);
     struct client c;
-    enum { N = 8, LEN = 300000 }; /* above NBDSRV_ZC_FILE_MIN */
+    enum { N = 8, LEN = 300000 }; /* above VIEW_ZC_FILE_MIN */
     g_autofree uint8_t *buf = g_malloc((size_t)N * LEN);
     int64_t cookie[N];
 
