@@ -5,9 +5,10 @@
  * each run with one call: BASE from the base (ov_base_pread; a file base
  * preads the shared base file, so every client shares one page-cache copy),
  * DATA from the overlay file, ZERO as memset. No lock is taken.
- * ov_overlay_read_segments walks the same runs but only says where they
- * live (base file, overlay file, zeros), for senders that hand the files to
- * sendfile instead of copying the bytes through a buffer.
+ * ov_overlay_read_segments and ov_overlay_block_status walk the same runs
+ * (walk_runs): the former says where they live (base file, overlay file,
+ * zeros), for senders that send the files' pages instead of copying the
+ * bytes through a buffer.
  *
  * Writes: when every granule of the range is already DATA the bytes go
  * straight to pwrite at data_offset + offset, without a lock. Otherwise the
@@ -43,6 +44,37 @@ check_range(struct ov_overlay *ov, uint64_t offset, uint64_t len)
 {
     if (offset > ov->hdr.size || len > ov->hdr.size - offset)
         return -EINVAL;
+    return 0;
+}
+
+/* Call fn for each run of one granule state in [offset, offset+len), in
+ * order, clipped to the range; reads, block status and segment lookup are
+ * all this walk. fn returns 0 to go on, > 0 to stop early, < 0 to stop with
+ * that error. A corrupt map entry is -EIO. Returns 0 or the error. */
+typedef int (*run_fn)(struct ov_overlay *ov, uint64_t pos, uint64_t n, enum ov_gstate st,
+                      void *user_data);
+
+static inline int
+walk_runs(struct ov_overlay *ov, uint64_t offset, uint64_t len, run_fn fn, void *user_data)
+{
+    uint64_t pos = offset, end = offset + len, g_end;
+    int r = check_range(ov, offset, len);
+
+    if (r < 0 || len == 0)
+        return r;
+    g_end = ((end - 1) >> ov->granule_shift) + 1;
+    while (pos < end) {
+        uint64_t run_end;
+        enum ov_gstate st = ov_map_run(ov, pos >> ov->granule_shift, g_end, &run_end);
+        uint64_t n = MIN(run_end << ov->granule_shift, end) - pos;
+
+        if (st == OV_G_BAD)
+            return -EIO;
+        r = fn(ov, pos, n, st, user_data);
+        if (r != 0)
+            return r < 0 ? r : 0;
+        pos += n;
+    }
     return 0;
 }
 
@@ -86,41 +118,35 @@ ov_stripes_unlock(struct ov_overlay *ov, uint64_t g0, uint64_t g1)
     stripes_apply(ov, g0, g1, pthread_mutex_unlock);
 }
 
+struct read_ctx {
+    uint8_t *buf;
+    uint64_t offset; /* of buf[0] */
+};
+
+static int
+read_run(struct ov_overlay *ov, uint64_t pos, uint64_t n, enum ov_gstate st, void *user_data)
+{
+    const struct read_ctx *c = user_data;
+    uint8_t *p = c->buf + (pos - c->offset);
+
+    switch (st) {
+    case OV_G_BASE:
+        return ov_base_pread(ov->base, p, n, pos);
+    case OV_G_DATA:
+        return ov_sys_pread(ov->fd, p, n, ov->hdr.data_offset + pos, false);
+    case OV_G_ZERO:
+    default:
+        memset(p, 0, n);
+        return 0;
+    }
+}
+
 int
 ov_overlay_pread(struct ov_overlay *ov, void *buf, size_t len, uint64_t offset)
 {
-    uint8_t *p = buf;
-    uint64_t pos = offset, end = offset + len;
-    uint64_t g_end;
-    int r = check_range(ov, offset, len);
+    struct read_ctx c = {.buf = buf, .offset = offset};
 
-    if (r < 0 || len == 0)
-        return r;
-    g_end = ((end - 1) >> ov->granule_shift) + 1;
-    while (pos < end) {
-        uint64_t run_end;
-        enum ov_gstate st = ov_map_run(ov, pos >> ov->granule_shift, g_end, &run_end);
-        uint64_t n = MIN(run_end << ov->granule_shift, end) - pos;
-
-        switch (st) {
-        case OV_G_BASE:
-            r = ov_base_pread(ov->base, p, n, pos);
-            break;
-        case OV_G_DATA:
-            r = ov_sys_pread(ov->fd, p, n, ov->hdr.data_offset + pos, false);
-            break;
-        case OV_G_ZERO:
-            memset(p, 0, n);
-            break;
-        case OV_G_BAD:
-            return -EIO;
-        }
-        if (r < 0)
-            return r;
-        p += n;
-        pos += n;
-    }
-    return 0;
+    return walk_runs(ov, offset, len, read_run, &c);
 }
 
 /* Fill buf with the current contents of [offset, offset+len), which lies in
@@ -288,39 +314,54 @@ ov_overlay_zero(struct ov_overlay *ov, uint64_t offset, uint64_t len, unsigned f
     return (flags & OV_FUA) ? ov_overlay_flush(ov) : 0;
 }
 
+struct extent_ctx {
+    ov_extent_fn fn;
+    void *user_data;
+};
+
+static int
+extent_run(struct ov_overlay *ov, uint64_t pos, uint64_t n, enum ov_gstate st, void *user_data)
+{
+    const struct extent_ctx *c = user_data;
+    enum ov_extent_kind kind = st == OV_G_DATA   ? OV_EXTENT_DATA
+                               : st == OV_G_ZERO ? OV_EXTENT_ZERO
+                                                 : OV_EXTENT_BASE;
+
+    return c->fn(pos, n, kind, c->user_data) ? 0 : 1;
+}
+
 int
 ov_overlay_block_status(struct ov_overlay *ov, uint64_t offset, uint64_t length, ov_extent_fn fn,
                         void *user_data)
 {
-    uint64_t pos = offset, end = offset + length, g_end;
-    int r = check_range(ov, offset, length);
+    struct extent_ctx c = {.fn = fn, .user_data = user_data};
 
-    if (r < 0 || length == 0)
-        return r;
-    g_end = ((end - 1) >> ov->granule_shift) + 1;
-    while (pos < end) {
-        uint64_t run_end;
-        enum ov_gstate st = ov_map_run(ov, pos >> ov->granule_shift, g_end, &run_end);
-        uint64_t n = MIN(run_end << ov->granule_shift, end) - pos;
-        enum ov_extent_kind kind;
+    return walk_runs(ov, offset, length, extent_run, &c);
+}
 
-        switch (st) {
-        case OV_G_BASE:
-            kind = OV_EXTENT_BASE;
-            break;
-        case OV_G_DATA:
-            kind = OV_EXTENT_DATA;
-            break;
-        case OV_G_ZERO:
-            kind = OV_EXTENT_ZERO;
-            break;
-        default:
-            return -EIO;
-        }
-        if (!fn(pos, n, kind, user_data))
-            break;
-        pos += n;
+struct segments_ctx {
+    struct ov_segment *segs;
+    unsigned n, max;
+};
+
+static int
+segment_run(struct ov_overlay *ov, uint64_t pos, uint64_t n, enum ov_gstate st, void *user_data)
+{
+    struct segments_ctx *c = user_data;
+    struct ov_segment seg = {.fd = -1, .file_offset = 0, .len = n};
+
+    if (st == OV_G_BASE) {
+        if (ov->base->fd < 0)
+            return -ENOTSUP;
+        seg.fd = ov->base->fd;
+        seg.file_offset = pos;
+    } else if (st == OV_G_DATA) {
+        seg.fd = ov->fd;
+        seg.file_offset = ov->hdr.data_offset + pos;
     }
+    if (c->n == c->max)
+        return -E2BIG;
+    c->segs[c->n++] = seg;
     return 0;
 }
 
@@ -328,39 +369,8 @@ int
 ov_overlay_read_segments(struct ov_overlay *ov, uint64_t offset, uint64_t len,
                          struct ov_segment *segs, unsigned max)
 {
-    uint64_t pos = offset, end = offset + len, g_end;
-    unsigned n = 0;
-    int r = check_range(ov, offset, len);
+    struct segments_ctx c = {.segs = segs, .n = 0, .max = max};
+    int r = walk_runs(ov, offset, len, segment_run, &c);
 
-    if (r < 0 || len == 0)
-        return r;
-    g_end = ((end - 1) >> ov->granule_shift) + 1;
-    while (pos < end) {
-        uint64_t run_end;
-        enum ov_gstate st = ov_map_run(ov, pos >> ov->granule_shift, g_end, &run_end);
-        uint64_t m = MIN(run_end << ov->granule_shift, end) - pos;
-        struct ov_segment seg = {.fd = -1, .file_offset = 0, .len = m};
-
-        switch (st) {
-        case OV_G_BASE:
-            if (ov->base->fd < 0)
-                return -ENOTSUP;
-            seg.fd = ov->base->fd;
-            seg.file_offset = pos;
-            break;
-        case OV_G_DATA:
-            seg.fd = ov->fd;
-            seg.file_offset = ov->hdr.data_offset + pos;
-            break;
-        case OV_G_ZERO:
-            break;
-        case OV_G_BAD:
-            return -EIO;
-        }
-        if (n == max)
-            return -E2BIG;
-        segs[n++] = seg;
-        pos += m;
-    }
-    return (int)n;
+    return r < 0 ? r : (int)c.n;
 }
