@@ -11,29 +11,36 @@
 
 #include "ovctl.h"
 
-/* Open for inspection without any lock, so that a look never gets in the way
- * of ovgated attaching the client; *connected tells whether a writer holds it. */
+/* The common start of the inspection commands: parse "CLIENT" (summary is
+ * the command's help line), then open the client's overlay without any
+ * lock, so that a look never gets in the way of ovgated attaching the
+ * client; *connected tells whether a writer holds it. NULL with *error set. */
 static struct ov_overlay *
-open_for_inspection(struct ov_store *store, const char *client, bool *connected, GError **error)
+open_for_inspection(struct ovctl *ctx, int *argc, char ***argv, const char *summary,
+                    bool *connected, GError **error)
 {
-    if (!ov_store_client_connected(store, client, connected, error))
+    struct ov_overlay *ov = NULL;
+
+    if (!ovctl_parse(ctx, NULL, true, argc, argv, 1, "CLIENT", summary, error))
         return NULL;
-    return ov_store_client_open_overlay(store, client, OV_OPEN_READ_ONLY | OV_OPEN_NO_LOCK, error);
+    struct ov_store *store = ovctl_open_store(ctx, false, error);
+    if (!store)
+        return NULL;
+    if (ov_store_client_connected(store, (*argv)[1], connected, error))
+        ov = ov_store_client_open_overlay(store, (*argv)[1], OV_OPEN_READ_ONLY | OV_OPEN_NO_LOCK,
+                                          error);
+    ov_store_close(store);
+    return ov;
 }
 
 int
 ovctl_cmd_overlay_info(struct ovctl *ctx, int argc, char **argv)
 {
     g_autoptr(GError) error = NULL;
-    if (!ovctl_parse(ctx, NULL, true, &argc, &argv, 1, "CLIENT",
-                     "Show a client's overlay: generation, space, granule states.", &error))
-        return ovctl_fail(error);
-    struct ov_store *store = ovctl_open_store(ctx, false, &error);
-    if (!store)
-        return ovctl_fail(error);
     bool connected;
-    struct ov_overlay *ov = open_for_inspection(store, argv[1], &connected, &error);
-    ov_store_close(store);
+    struct ov_overlay *ov = open_for_inspection(
+        ctx, &argc, &argv, "Show a client's overlay: generation, space, granule states.",
+        &connected, &error);
     if (!ov)
         return ovctl_fail(error);
     struct ov_overlay_info oi;
@@ -124,15 +131,10 @@ int
 ovctl_cmd_overlay_map(struct ovctl *ctx, int argc, char **argv)
 {
     g_autoptr(GError) error = NULL;
-    if (!ovctl_parse(ctx, NULL, true, &argc, &argv, 1, "CLIENT",
-                     "List the overlay's allocated extents (offset and length in bytes).", &error))
-        return ovctl_fail(error);
-    struct ov_store *store = ovctl_open_store(ctx, false, &error);
-    if (!store)
-        return ovctl_fail(error);
     bool connected;
-    struct ov_overlay *ov = open_for_inspection(store, argv[1], &connected, &error);
-    ov_store_close(store);
+    struct ov_overlay *ov = open_for_inspection(
+        ctx, &argc, &argv, "List the overlay's allocated extents (offset and length in bytes).",
+        &connected, &error);
     if (!ov)
         return ovctl_fail(error);
     struct ov_overlay_info oi;
