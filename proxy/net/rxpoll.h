@@ -33,7 +33,7 @@
 
 /* Per-connection state; zero-initialise. */
 struct net_rxpoll {
-    unsigned misses; /* consecutive windows that ended without data */
+    unsigned misses;                /* consecutive windows that ended without data */
     uint64_t polled, hits, blocked; /* counters, for tests and debugging */
 };
 

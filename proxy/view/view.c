@@ -337,8 +337,7 @@ view_read_segments_counted(struct view *view, uint64_t offset, uint64_t len,
     const uint8_t *base_map =
         rc > 0 && view->base != NULL && view->base->fd >= 0 ? ov_base_map(view->base) : NULL;
     for (int i = 0; i < rc; i++) {
-        struct view_segment vs = {.fd = -1, .file_offset = segs[i].file_offset,
-                                  .len = segs[i].len};
+        struct view_segment vs = {.fd = -1, .file_offset = segs[i].file_offset, .len = segs[i].len};
         if (base_map != NULL && segs[i].fd >= 0 && segs[i].fd == view->base->fd) {
             vs.mem = base_map + segs[i].file_offset;
             vs.mem_ref = ov_base_ref(view->base);
