@@ -417,9 +417,10 @@ sdev_sbc_read_defect_data_exec(struct sdev_req *req)
     return SDEV_SENSE_OK;  /* DEFECT LIST LENGTH 0 */
 }
 
-/* SBC-3 §5.22/5.23: NUMBER OF LOGICAL BLOCKS 0 means "to the end". */
-enum sdev_sense
-sdev_sbc_sync_cache_parse(struct sdev_req *req)
+/* A command that names a block range but moves no data (SYNCHRONIZE CACHE,
+ * PRE-FETCH): decode it, check it lies on the disk. */
+static enum sdev_sense
+sdev_range_only_parse(struct sdev_req *req)
 {
     struct sdev_cmd *cmd = req->cmd;
     uint64_t lba;
@@ -431,6 +432,13 @@ sdev_sbc_sync_cache_parse(struct sdev_req *req)
     cmd->nblocks = n;
     cmd->dir = SDEV_DIR_NONE;
     return sdev_check_range(req, lba, n);
+}
+
+/* SBC-3 §5.22/5.23: NUMBER OF LOGICAL BLOCKS 0 means "to the end". */
+enum sdev_sense
+sdev_sbc_sync_cache_parse(struct sdev_req *req)
+{
+    return sdev_range_only_parse(req);
 }
 
 enum sdev_sense
@@ -451,16 +459,7 @@ sdev_sbc_sync_cache_exec(struct sdev_req *req)
 enum sdev_sense
 sdev_sbc_prefetch_parse(struct sdev_req *req)
 {
-    struct sdev_cmd *cmd = req->cmd;
-    uint64_t lba;
-    uint32_t n;
-    unsigned len_byte;
-
-    sdev_rw_decode(cmd->cdb, &lba, &n, &len_byte);
-    cmd->lba = lba;
-    cmd->nblocks = n;
-    cmd->dir = SDEV_DIR_NONE;
-    return sdev_check_range(req, lba, n);
+    return sdev_range_only_parse(req);
 }
 
 enum sdev_sense
