@@ -124,8 +124,8 @@ typedef bool (*ov_extent_fn)(uint64_t offset, uint64_t length, enum ov_extent_ki
 OV_PUBLIC int ov_overlay_block_status(struct ov_overlay *ov, uint64_t offset, uint64_t length,
                                       ov_extent_fn fn, void *user_data);
 
-/* Where the bytes of a range live, for zero-copy senders (sendfile): a
- * file and an offset in it, or zeros (fd == -1). */
+/* Where the bytes of a range live, for zero-copy senders (which map the
+ * files or sendfile them): a file and an offset in it, or zeros (fd == -1). */
 struct ov_segment {
     int fd; /* borrowed: valid while the overlay (and its base) stay open */
     uint64_t file_offset;
